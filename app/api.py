@@ -1,0 +1,81 @@
+"""The flask-smorest Api: one JSON error shape for every outcome, 400 for validation errors."""
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import marshmallow as ma
+from flask_smorest import Api as _Api
+from flask_smorest import Blueprint as _Blueprint
+from webargs.flaskparser import FlaskParser
+
+from imapapi.errors import ApiError
+
+
+class ErrorSchema(ma.Schema):
+    """Every error body: {statusCode, error, message, code?, fields?} (+ e.g. state, path)."""
+
+    statusCode = ma.fields.Integer(metadata={"description": "HTTP status"})
+    error = ma.fields.String(metadata={"description": "HTTP reason phrase"})
+    message = ma.fields.String()
+    code = ma.fields.String(metadata={"description": "Machine-readable error code"})
+    fields = ma.fields.List(ma.fields.Dict(), metadata={"description": "[{key, message}] per bad field"})
+
+
+class Parser(FlaskParser):
+    DEFAULT_VALIDATION_STATUS = 400
+
+
+def flatten_errors(messages, prefix: str = "") -> list[dict]:
+    """marshmallow's nested {field: [msgs]} -> [{"key": "imap.port", "message": "..."}]."""
+    out = []
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if key in ("json", "query", "form", "headers", "path", "view_args") and not prefix:
+                out.extend(flatten_errors(value, ""))
+                continue
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out.extend(flatten_errors(value, name))
+    elif isinstance(messages, list):
+        for item in messages:
+            if isinstance(item, (dict, list)):
+                out.extend(flatten_errors(item, prefix))
+            else:
+                out.append({"key": prefix or "_schema", "message": str(item)})
+    else:
+        out.append({"key": prefix or "_schema", "message": str(messages)})
+    return out
+
+
+class Api(_Api):
+    ERROR_SCHEMA = ErrorSchema
+    ARGUMENTS_PARSER = Parser()
+
+    def _register_error_handlers(self):
+        super()._register_error_handlers()
+        self._app.register_error_handler(ApiError, self.handle_api_error)
+
+    def handle_api_error(self, error: ApiError):
+        return error.body(), error.status
+
+    def handle_http_exception(self, error):
+        data = getattr(error, "data", None) or {}
+        status = error.code or 500
+        payload = {"statusCode": status, "error": HTTPStatus(status).phrase,
+                   "message": data.get("message") or error.description or HTTPStatus(status).phrase}
+        if status >= 500 and status not in (502, 503, 504):
+            payload["message"] = "An internal server error occurred"
+        if status == 404 and not data:
+            payload["message"] = "Requested page not found"
+        errs = data.get("errors") or data.get("messages")
+        if errs:
+            payload["message"] = "Invalid input"
+            payload["code"] = "InvalidInput"
+            payload["fields"] = flatten_errors(errs)
+        for key, value in data.items():
+            if key not in ("message", "errors", "messages", "headers", "exc", "schema"):
+                payload[key] = value
+        return payload, status, data.get("headers", {})
+
+
+class Blueprint(_Blueprint):
+    ARGUMENTS_PARSER = Parser()

@@ -1,0 +1,166 @@
+"""Account records in Redis: upsert, read (masked), list, delete, connection state."""
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+
+from . import keys
+
+STATES = ("init", "connecting", "connected", "authenticationError", "connectError",
+          "disconnected", "unset")
+JSON_FIELDS = ("imap", "smtp", "webhooks", "lastErrorState")
+SECRET_KEYS = ("pass", "accessToken", "refreshToken")
+MASK = "******"
+# Fields a POST replaces as a whole; anything else in the hash (state, counters) is kept.
+CONFIG_FIELDS = ("name", "path", "copy", "notifyFrom", "imap", "smtp", "webhooks")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _decode(raw: dict) -> dict:
+    out = {}
+    for k, v in raw.items():
+        k = k.decode() if isinstance(k, bytes) else k
+        v = v.decode() if isinstance(v, bytes) else v
+        if k in JSON_FIELDS or k == "copy":
+            try:
+                v = json.loads(v)
+            except ValueError:
+                pass
+        out[k] = v
+    return out
+
+
+def get_record(redis, account: str) -> dict | None:
+    """The stored record with JSON fields parsed, secrets in clear; None if missing."""
+    raw = redis.hgetall(keys.account(account))
+    if not raw:
+        return None
+    record = _decode(raw)
+    return record if record.get("account") else None
+
+
+def upsert(redis, data: dict) -> dict:
+    """Create or update; -> {"account", "state": "new"|"existing"}. Sidecars are told at once."""
+    account = data["account"]
+    fields = {"account": account}
+    for name in CONFIG_FIELDS:
+        if name in data:
+            value = data[name]
+            fields[name] = json.dumps(value) if name in JSON_FIELDS or name == "copy" else str(value)
+    fields.setdefault("notifyFrom", now_iso())
+    key = keys.account(account)
+    pipe = redis.pipeline(transaction=True)
+    pipe.exists(key)
+    pipe.hset(key, mapping=fields)
+    for name in CONFIG_FIELDS:
+        if name not in fields:
+            pipe.hdel(key, name)   # a POST describes the whole account; drop stale settings
+    pipe.hsetnx(key, "state", "init")
+    pipe.sadd(keys.ACCOUNTS, account)
+    existed = pipe.execute()[0]
+    redis.publish(keys.ACCOUNTS_CHANNEL, account)
+    return {"account": account, "state": "existing" if existed else "new"}
+
+
+def delete(redis, account: str) -> bool:
+    """Remove the account and its per-account data (the id registry is kept so old ids 404)."""
+    key = keys.account(account)
+    pipe = redis.pipeline(transaction=True)
+    pipe.delete(key)
+    pipe.srem(keys.ACCOUNTS, account)
+    pipe.delete(keys.mailbox_listing(account))
+    pipe.hdel(keys.OWNERS, account)
+    removed = pipe.execute()[0]
+    batch = []
+    for k in redis.scan_iter(match=keys.account_prefix(account) + "*", count=500):
+        batch.append(k)
+        if len(batch) >= 500:
+            redis.delete(*batch)
+            batch = []
+    if batch:
+        redis.delete(*batch)
+    redis.publish(keys.ACCOUNTS_CHANNEL, account)
+    return bool(removed)
+
+
+def set_state(redis, account: str, state: str, error: dict | None = None) -> None:
+    """Record connection state; `error` is {response, serverResponseCode}. No-op for deleted accounts."""
+    key = keys.account(account)
+    fields = {"state": state, "stateChanged": now_iso()}
+    if state == "connected":
+        fields["lastErrorState"] = "{}"
+    elif error is not None:
+        fields["lastErrorState"] = json.dumps({**error, "time": now_iso()})
+    # Only touch existing records: a late state write must not resurrect a deleted account.
+    redis.eval(
+        "if redis.call('EXISTS', KEYS[1]) == 1 then "
+        "for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end end",
+        1, key, *[x for kv in fields.items() for x in kv],
+    )
+
+
+def mask(config):
+    """Copy of an imap/smtp config with every secret replaced by '******'."""
+    if not isinstance(config, dict):
+        return config
+    out = {}
+    for k, v in config.items():
+        if k in SECRET_KEYS and v:
+            out[k] = MASK
+        elif isinstance(v, dict):
+            out[k] = mask(v)
+        else:
+            out[k] = v
+    return out
+
+
+def last_error(record: dict):
+    if record.get("state") == "connected":
+        return None
+    err = record.get("lastErrorState")
+    return err if isinstance(err, dict) and err else None
+
+
+def public_view(record: dict) -> dict:
+    """What GET /v1/account/{id} shows: settings with secrets masked, plus current state."""
+    out = {"account": record["account"]}
+    for name in ("name", "path", "copy", "notifyFrom", "imap", "smtp", "webhooks"):
+        if name in record:
+            out[name] = mask(record[name])
+    out["state"] = record.get("state", "init")
+    out["lastError"] = last_error(record)
+    if "sync" in record:
+        out["syncTime"] = record["sync"]
+    return out
+
+
+def list_page(redis, page: int, page_size: int, state: str | None = None) -> dict:
+    """Accounts sorted by id (stable paging), optionally filtered by state."""
+    ids = sorted(m.decode() for m in redis.smembers(keys.ACCOUNTS))
+    pipe = redis.pipeline(transaction=False)
+    for account in ids:
+        pipe.hmget(keys.account(account), "name", "state", "lastErrorState", "sync")
+    rows = []
+    for account, (name, st, err, sync) in zip(ids, pipe.execute()):
+        if name is None and st is None:
+            continue
+        st = (st or b"init").decode()
+        if state and st != state:
+            continue
+        entry = {"account": account, "name": (name or b"").decode(), "state": st}
+        if sync:
+            entry["syncTime"] = sync.decode()
+        try:
+            parsed = json.loads(err) if err else None
+        except ValueError:
+            parsed = None
+        entry["lastError"] = None if st == "connected" or not parsed else parsed
+        rows.append(entry)
+    total = len(rows)
+    start = page * page_size
+    return {"total": total, "page": page, "pages": math.ceil(total / page_size),
+            "accounts": rows[start:start + page_size]}

@@ -1,0 +1,76 @@
+"""Every Redis key the three runtimes share, in one place (layout follows the original IMAP API)."""
+import hashlib
+
+ACCOUNTS = "ia:accounts"                  # SET of account ids
+SETTINGS = "ia:settings"                  # HASH setting name -> JSON
+SIDECARS = "ia:sidecars"                  # ZSET sidecar id -> last heartbeat (epoch seconds)
+OWNERS = "ia:owner"                       # HASH account -> sidecar id holding its connection
+ACCOUNTS_CHANNEL = "ia:ch:accounts"       # PUBSUB: account id whose settings changed or was deleted
+DEAD_LETTERS = "ia:webhooks:dead"         # LIST of webhook jobs that ran out of retries
+OUTBOX = "ia:outbox"                      # ZSET queue id -> created (epoch)
+
+
+def account(account_id: str) -> str:
+    """HASH: the account record (settings as JSON fields, state, lastErrorState)."""
+    return f"iad:{account_id}"
+
+
+def mailbox_registry(account_id: str) -> str:
+    """HASH: (uidValidity, path) key -> mailbox number, and 'ix:<n>' -> key; 'next' is the counter."""
+    return f"iah:{account_id}"
+
+
+def mailbox_listing(account_id: str) -> str:
+    """HASH: normalized path -> JSON listing entry, written by the sidecar after LIST."""
+    return f"ial:{account_id}"
+
+
+def account_prefix(account_id: str) -> str:
+    """Prefix of per-account keys removed when the account is deleted."""
+    return f"iam:{account_id}:"
+
+
+def mailbox_hash(path: str) -> str:
+    """Stable short suffix for per-folder keys: SHA-1 of the path in base 36 (as the original)."""
+    number = int.from_bytes(hashlib.sha1(path.encode("utf-8")).digest(), "big")
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while number:
+        number, rem = divmod(number, 36)
+        out = digits[rem] + out
+    return out or "0"
+
+
+def folder_state(account_id: str, path: str) -> str:
+    """HASH: per-folder sync state (uidValidity, uidNext, highestModseq, messages, index blob)."""
+    return f"iam:{account_id}:h:{mailbox_hash(path)}"
+
+
+def events(account_id: str) -> str:
+    """STREAM: the account's change feed (replayable through /changes)."""
+    return f"iam:{account_id}:events"
+
+
+def sidecar_commands(sidecar_id: str) -> str:
+    """LIST: commands for one sidecar (tasks LPUSH, the sidecar BRPOPs)."""
+    return f"ia:sidecar:{sidecar_id}:cmd"
+
+
+def reply(command_id: str) -> str:
+    """LIST: the single reply to one command (short TTL)."""
+    return f"ia:reply:{command_id}"
+
+
+def stream(command_id: str) -> str:
+    """LIST: byte chunks of a streamed result (source, attachment)."""
+    return f"ia:stream:{command_id}"
+
+
+def outbox_item(queue_id: str) -> str:
+    """HASH: one queued outgoing message."""
+    return f"ia:outbox:{queue_id}"
+
+
+def idempotency(account_id: str, key: str) -> str:
+    """STRING: queue id already created for an Idempotency-Key."""
+    return f"ia:idem:{account_id}:{key}"

@@ -1,0 +1,236 @@
+"""Typed process settings: environment > CLI arguments > TOML config file > defaults."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the process prints the message as one line and exits non-zero."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value, *, name: str) -> float:
+    """'10s', '500ms', '2m' or a bare number of seconds -> seconds (float)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(f"{name}: cannot parse duration {value!r} (use e.g. 10s, 500ms, 2m)")
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise ConfigError(f"{name}: duration must be positive, got {value!r}")
+    return seconds
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.I)
+
+
+def parse_size(value, *, name: str) -> int:
+    """'25M', '512k', '1G' or a bare number of bytes -> bytes (1024-based)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ConfigError(f"{name}: cannot parse size {value!r} (use e.g. 25M, 512k)")
+    power = " kmgt".index((match.group(2) or " ").lower())
+    return int(match.group(1)) * 1024**power
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One value per option; see OPTIONS for the CLI/env names."""
+
+    redis_url: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 3000
+    log_level: str = "info"
+    command_timeout: float = 10.0
+    state_dir: str = ".state"
+    api_workers: int = 2
+    worker_concurrency: int = 32
+    sidecar_id: str | None = None
+    sidecar_pool: int = 32
+    max_accounts_per_sidecar: int = 20000
+    status_sweep: float = 60.0
+    submit_max_size: int = 25 * 1024 * 1024
+    webhook_timeout: float = 10.0
+    webhook_secret: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def redis_url_or_default(self) -> str:
+        if not self.redis_url:
+            raise ConfigError("no Redis URL configured and no embedded server started")
+        return self.redis_url
+
+
+# option name -> (settings attribute, env var, kind)
+OPTIONS: dict[str, tuple[str, str, str]] = {
+    "dbs.redis": ("redis_url", "REDIS_URL", "redis"),
+    "api.host": ("api_host", "API_HOST", "str"),
+    "api.port": ("api_port", "API_PORT", "port"),
+    "api.workers": ("api_workers", "API_WORKERS", "posint"),
+    "log.level": ("log_level", "LOG_LEVEL", "level"),
+    "service.commandTimeout": ("command_timeout", "COMMAND_TIMEOUT", "duration"),
+    "service.stateDir": ("state_dir", "STATE_DIR", "str"),
+    "service.secret": ("webhook_secret", "WEBHOOK_SECRET", "str"),
+    "worker.concurrency": ("worker_concurrency", "WORKER_CONCURRENCY", "posint"),
+    "sidecar.id": ("sidecar_id", "SIDECAR_ID", "str"),
+    "sidecar.pool": ("sidecar_pool", "SIDECAR_POOL", "posint"),
+    "sidecar.statusSweep": ("status_sweep", "STATUS_SWEEP", "duration"),
+    "smtp.maxSize": ("submit_max_size", "SUBMIT_MAX_SIZE", "size"),
+    "webhooks.timeout": ("webhook_timeout", "WEBHOOK_TIMEOUT", "duration"),
+}
+LEVELS = {"trace", "debug", "info", "warn", "warning", "error", "fatal", "critical"}
+
+
+def _convert(option: str, kind: str, value):
+    if kind == "str":
+        return str(value)
+    if kind == "redis":
+        url = str(value)
+        parsed = urlparse(url)
+        if parsed.scheme not in ("redis", "rediss", "unix", "redis+socket") or not (
+            parsed.hostname or parsed.path
+        ):
+            raise ConfigError(f"{option}: not a Redis URL: {url!r} (expected redis://host:port/db)")
+        try:
+            parsed.port
+        except ValueError as exc:
+            raise ConfigError(f"{option}: bad port in Redis URL {url!r}") from exc
+        return url
+    if kind in ("port", "posint"):
+        try:
+            number = int(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{option}: not a number: {value!r}") from exc
+        if kind == "port" and not 1 <= number <= 65535:
+            raise ConfigError(f"{option}: port out of range 1..65535: {number}")
+        if kind == "posint" and number < 1:
+            raise ConfigError(f"{option}: must be at least 1: {number}")
+        return number
+    if kind == "level":
+        level = str(value).lower()
+        if level not in LEVELS:
+            raise ConfigError(f"{option}: unknown log level {value!r}")
+        return level
+    if kind == "duration":
+        return parse_duration(value, name=option)
+    if kind == "size":
+        return parse_size(value, name=option)
+    raise AssertionError(kind)
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def parse_cli(argv: list[str]) -> tuple[dict, str | None, list[str]]:
+    """Split `--a.b=value` options, `--config=PATH` and the remaining arguments."""
+    options, config, rest = {}, None, []
+    for arg in argv:
+        if arg.startswith("--") and "=" in arg:
+            name, value = arg[2:].split("=", 1)
+            if name == "config":
+                config = value
+            elif name in OPTIONS:
+                options[name] = value
+            else:
+                raise ConfigError(f"unknown option --{name}")
+        else:
+            rest.append(arg)
+    return options, config, rest
+
+
+def load_settings(argv: list[str] | None = None, env: dict | None = None) -> Settings:
+    """Build Settings from the layers; raises ConfigError naming the bad option."""
+    env = dict(os.environ if env is None else env)
+    if env is os.environ or env.get("IMAPAPI_DOTENV", "1") != "0":
+        dotenv = Path.cwd() / ".env"
+        if dotenv.is_file():
+            from dotenv import dotenv_values
+
+            for key, value in dotenv_values(dotenv).items():
+                env.setdefault(key, value or "")
+    cli, config_path, _ = parse_cli(list(argv or []))
+    config_path = env.get("IMAPAPI_CONFIG") or config_path
+    layers: dict[str, object] = {}
+    if config_path:
+        try:
+            with open(config_path, "rb") as fh:
+                filed = _flatten(tomllib.load(fh))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {config_path}: {exc}") from exc
+        unknown = sorted(set(filed) - set(OPTIONS))
+        if unknown:
+            raise ConfigError(f"config file {config_path}: unknown option {unknown[0]}")
+        layers.update(filed)
+    layers.update(cli)
+    for option, (_, env_name, _) in OPTIONS.items():
+        if env.get(env_name, "") != "":
+            layers[option] = env[env_name]
+    values = {}
+    for option, value in layers.items():
+        attr, _, kind = OPTIONS[option]
+        values[attr] = _convert(option, kind, value)
+    return Settings(**values)
+
+
+_current: Settings | None = None
+
+
+def configure(settings: Settings) -> Settings:
+    """Install the process-wide settings (the CLI does this once, before anything else runs)."""
+    global _current
+    _current = settings
+    get_redis.cache_clear()
+    return settings
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, loaded from env/.env on first use when not configured."""
+    global _current
+    if _current is None:
+        _current = load_settings([])
+    return _current
+
+
+def replace(**changes) -> Settings:
+    """Return the current settings with some values changed, and install them."""
+    return configure(dataclasses.replace(get_settings(), **changes))
+
+
+@lru_cache(maxsize=1)
+def get_redis():
+    """One Redis client (connection pool) per process, built from the settings."""
+    import redis
+
+    return redis.Redis.from_url(
+        get_settings().redis_url_or_default, socket_timeout=30, socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+
+
+def die(message: str, code: int = 2):
+    """Print one clear line and exit: used for configuration errors."""
+    print(f"imap-api: {message}", file=sys.stderr)
+    raise SystemExit(code)

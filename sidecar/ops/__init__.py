@@ -1,0 +1,32 @@
+"""Registry of operations the sidecar runs for tasks: `@op("messages.list")` on `fn(ctx, **args)`.
+
+An op receives an OpContext (see sidecar.context) and the command's JSON args, and returns a
+JSON-able result or raises an imapapi.errors.ApiError. IMAP errors are translated once, in the
+runtime, not in each op.
+
+    ctx.account        account id
+    ctx.redis          redis client
+    ctx.settings       imapapi.settings.Settings
+    ctx.registry       imapapi.ids.MailboxRegistry for the account
+    ctx.client()       context manager -> an IMAPClient free for this op (IDLE paused on the main
+                       connection, or an extra command connection when the main one is busy);
+                       the folder selected afterwards is undefined: select what you need
+    ctx.stream()       -> StreamWriter: .write(bytes) (blocks for back-pressure), .close(meta);
+                       the reply then carries the stream key
+"""
+from __future__ import annotations
+
+OPS: dict = {}
+
+
+def op(name: str):
+    def register(fn):
+        OPS[name] = fn
+        return fn
+    return register
+
+
+def load_all() -> dict:
+    """Import every op module (each registers itself) and return the registry."""
+    from . import mailboxes, messages  # noqa: F401
+    return OPS

@@ -1,0 +1,4 @@
+"""Shared pytest setup: fixture modules under tests/fixtures/ register themselves here."""
+pytest_plugins = [
+    "tests.fixtures.services",
+]
