@@ -25,25 +25,22 @@ class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
 
+LOCATIONS = ("json", "query", "form", "headers", "path", "view_args", "querystring", "files",
+             "cookies", "json_or_form")
+
+
 def flatten_errors(messages, prefix: str = "") -> list[dict]:
-    """marshmallow's nested {field: [msgs]} -> [{"key": "imap.port", "message": "..."}]."""
-    out = []
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            if key in ("json", "query", "form", "headers", "path", "view_args") and not prefix:
-                out.extend(flatten_errors(value, ""))
-                continue
-            name = f"{prefix}.{key}" if prefix else str(key)
-            out.extend(flatten_errors(value, name))
-    elif isinstance(messages, list):
-        for item in messages:
-            if isinstance(item, (dict, list)):
-                out.extend(flatten_errors(item, prefix))
-            else:
-                out.append({"key": prefix or "_schema", "message": str(item)})
-    else:
-        out.append({"key": prefix or "_schema", "message": str(messages)})
-    return out
+    """webargs' {location: {field: [msgs]}} -> [{"key": "imap.port", "message": "..."}].
+
+    Only the outermost level is a location (a field may itself be called `path`)."""
+    from imapapi.schemas import field_errors
+
+    if not prefix and isinstance(messages, dict) and messages and set(messages) <= set(LOCATIONS):
+        out = []
+        for value in messages.values():
+            out.extend(field_errors(value))
+        return out
+    return field_errors(messages, prefix)
 
 
 class Api(_Api):

@@ -1,29 +1,105 @@
-"""Run an operation as a Celery task and wait for it with a deadline (504 when it passes)."""
+"""Run an operation as a Celery task and wait for it with a deadline (504 when it passes).
+
+With the app config TASKS_EAGER (unit tests only) the task's function runs in-process instead of
+through the broker; the envelope handling is the same, so routes see identical errors.
+"""
 from __future__ import annotations
 
+import importlib
+import logging
+
 from celery.exceptions import TimeoutError as CeleryTimeout
-from flask import current_app
+from flask import current_app, has_app_context
 
 from imapapi import errors
 from imapapi.settings import get_settings
 
+log = logging.getLogger("imapapi.api.tasks")
+
+# Publishing must fail fast when Redis is down: the client gets 503, not a long hang.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    import kombu.exceptions
+    import redis.exceptions
+
+    return (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError, ConnectionError, OSError)
+
+
+def _unavailable() -> errors.ApiError:
+    return errors.Unavailable("Task queue (Redis) is not reachable", code="ServiceUnavailable")
+
 
 def run(task_name: str, *, timeout: float | None = None, **kwargs):
     """send_task + wait; returns the task's result or raises the ApiError it reported."""
+    timeout = timeout or get_settings().command_timeout
+    if has_app_context() and current_app.config.get("TASKS_EAGER"):
+        return unwrap(task_name, run_local(task_name, kwargs))
     from celery_tasks.app import celery
 
-    timeout = timeout or get_settings().command_timeout
-    # the task's own sidecar deadline is `timeout`; allow a little for the two queue hops
-    async_result = celery.send_task(task_name, kwargs=kwargs, expires=timeout)
+    broker_errors = _broker_errors()
     try:
-        envelope = async_result.get(timeout=timeout + 1.0, propagate=False, disable_sync_subtasks=False)
+        # the task's own sidecar deadline is `timeout`; allow a little for the two queue hops
+        async_result = celery.send_task(task_name, kwargs=kwargs, expires=timeout,
+                                        retry=True, retry_policy=PUBLISH_RETRY)
+    except broker_errors as exc:
+        log.error("cannot publish task %s: %s", task_name, exc)
+        raise _unavailable() from None
+    try:
+        envelope = async_result.get(timeout=timeout + 1.0, propagate=False,
+                                    disable_sync_subtasks=False)
     except CeleryTimeout:
-        async_result.forget()
+        _forget(async_result)
         raise errors.GatewayTimeout() from None
+    except broker_errors as exc:
+        log.error("lost the result backend waiting for %s: %s", task_name, exc)
+        raise _unavailable() from None
+    if async_result.state == "REVOKED":   # expired in the queue: no worker took it in time
+        _forget(async_result)
+        raise errors.GatewayTimeout()
     if not isinstance(envelope, dict) or "ok" not in envelope:
-        current_app.logger.error("task %s failed: %r", task_name, async_result.traceback or envelope)
+        log.error("task %s failed: %s", task_name, async_result.traceback or repr(envelope))
+        _forget(async_result)
         raise errors.ApiError()
-    async_result.forget()
+    _forget(async_result)
+    return unwrap(task_name, envelope)
+
+
+def _forget(async_result):
+    try:
+        async_result.forget()
+    except Exception:   # the result expires anyway (result_expires)
+        pass
+
+
+def unwrap(task_name: str, envelope):
+    if not isinstance(envelope, dict) or "ok" not in envelope:
+        log.error("task %s returned %r", task_name, envelope)
+        raise errors.ApiError()
     if not envelope["ok"]:
-        raise errors.from_dict(envelope["error"])
-    return envelope["result"]
+        raise errors.from_dict(envelope.get("error") or {})
+    return envelope.get("result")
+
+
+def run_local(task_name: str, kwargs: dict):
+    """Call the registered task's function in this process (TASKS_EAGER)."""
+    from celery_tasks.app import TASK_MODULES, celery
+
+    for module in TASK_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:   # a task module another engineer has not written yet
+            if exc.name != module:
+                raise
+    task = celery.tasks.get(task_name)
+    if task is None:
+        raise errors.ApiError(f"Unknown task {task_name}", status=500)
+    try:
+        return task(**kwargs)
+    except errors.ApiError:
+        raise
+    except Exception:
+        log.exception("task %s failed", task_name)
+        raise errors.ApiError() from None

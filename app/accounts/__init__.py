@@ -1,0 +1,1 @@
+"""Accounts resource: register, read, update, reconnect, list and delete IMAP/SMTP accounts."""

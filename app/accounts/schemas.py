@@ -1,0 +1,83 @@
+"""Request and response schemas of the accounts resource (the payload schema lives in imapapi)."""
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from imapapi.accounts import STATES
+from imapapi.schemas import AccountSchema, AccountUpdateSchema, Strict
+
+class DictSchema(ma.Schema):
+    """Response schema over plain dicts: a missing key stays missing (never a dict method such as
+    `dict.copy`, which marshmallow's attribute fallback would find)."""
+
+    def get_attribute(self, obj, attr, default):
+        if isinstance(obj, dict):
+            return obj.get(attr, default)
+        return super().get_attribute(obj, attr, default)
+
+
+__all__ = ["DictSchema", "AccountSchema", "AccountUpdateSchema", "AccountCreatedSchema", "AccountUpdatedSchema",
+           "AccountInfoSchema", "AccountDeletedSchema", "ReconnectSchema", "ReconnectResultSchema",
+           "AccountListQuerySchema", "AccountListSchema"]
+
+
+class AccountCreatedSchema(DictSchema):
+    account = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(["new", "existing"]),
+                          metadata={"description": "new: created; existing: updated"})
+
+
+class AccountUpdatedSchema(DictSchema):
+    account = fields.String(required=True)
+
+
+class AccountInfoSchema(DictSchema):
+    """Stored settings with every secret shown as '******', plus the connection state."""
+
+    account = fields.String(required=True)
+    name = fields.String()
+    path = fields.String()
+    copy = fields.Raw()
+    notifyFrom = fields.String()
+    imap = fields.Raw(metadata={"description": "IMAP settings (secrets masked) or false"})
+    smtp = fields.Raw(metadata={"description": "SMTP settings (secrets masked) or false"})
+    webhooks = fields.String(allow_none=True)
+    state = fields.String(validate=validate.OneOf(STATES))
+    syncTime = fields.String()
+    lastError = fields.Dict(allow_none=True,
+                            metadata={"description": "{response, serverResponseCode, time} or null"})
+
+
+class AccountDeletedSchema(DictSchema):
+    account = fields.String(required=True)
+    deleted = fields.Boolean(required=True)
+
+
+class ReconnectSchema(Strict):
+    reconnect = fields.Boolean(load_default=False)
+
+
+class ReconnectResultSchema(DictSchema):
+    reconnect = fields.Boolean(required=True)
+
+
+class AccountListQuerySchema(ma.Schema):
+    page = fields.Integer(load_default=0, validate=validate.Range(0, 1048576))
+    pageSize = fields.Integer(load_default=20, validate=validate.Range(1, 1000))
+    state = fields.String(validate=validate.OneOf(STATES))
+
+
+class AccountListEntrySchema(DictSchema):
+    account = fields.String(required=True)
+    name = fields.String()
+    state = fields.String()
+    syncTime = fields.String()
+    lastError = fields.Dict(allow_none=True)
+
+
+class AccountListSchema(DictSchema):
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    pages = fields.Integer(required=True)
+    accounts = fields.List(fields.Nested(AccountListEntrySchema), required=True)

@@ -1,0 +1,1 @@
+"""Mailboxes resource: the folder listing of an account, served by its sidecar."""

@@ -1,0 +1,1 @@
+"""Messages resource: paged message listing of a folder, newest first."""

@@ -1,0 +1,45 @@
+"""Schemas of the message listing."""
+from __future__ import annotations
+
+import marshmallow as ma
+
+from app.accounts.schemas import DictSchema
+from marshmallow import fields, validate
+
+
+class MessagesQuerySchema(ma.Schema):
+    path = fields.String(required=True, validate=validate.Length(min=1, max=1024),
+                         metadata={"description": "Folder path; `inbox` in any case means INBOX"})
+    page = fields.Integer(load_default=0, validate=validate.Range(0, 1048576),
+                          metadata={"description": "0-based page; past the end gives the last page"})
+    pageSize = fields.Integer(load_default=20, validate=validate.Range(1, 1000))
+
+
+class AddressSchema(ma.Schema):
+    name = fields.String()
+    address = fields.String()
+
+
+class MessageEntrySchema(ma.Schema):
+    """One listing entry (keys without a value are left out)."""
+
+    id = fields.String(metadata={"description": "Opaque message id (base64url)"})
+    uid = fields.Integer()
+    date = fields.String()
+    size = fields.Integer()
+    flags = fields.List(fields.String())
+    unseen = fields.Boolean()
+    subject = fields.String()
+    messageId = fields.String()
+    inReplyTo = fields.String()
+    from_ = fields.Nested(AddressSchema, data_key="from")
+    to = fields.List(fields.Nested(AddressSchema))
+    cc = fields.List(fields.Nested(AddressSchema))
+
+
+class MessageListSchema(DictSchema):
+    total = fields.Integer()
+    page = fields.Integer(required=True)
+    pages = fields.Integer(required=True)
+    messages = fields.List(fields.Dict(), required=True,
+                           metadata={"description": "Entries shaped like MessageEntrySchema"})

