@@ -1,0 +1,296 @@
+"""Per-account state machine (pure transition table) and its runtime: connect, IDLE, drop, retry."""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+
+from imapapi import accounts, errors
+from imapapi.ids import MailboxRegistry
+
+from . import idle
+from .backoff import Backoff
+from .connection import ConnectFailure, close_quietly, connect, is_connection_error
+from .extra import ExtraPool
+
+log = logging.getLogger(__name__)
+
+IDLE_REFRESH = 25 * 60     # re-issue IDLE well before servers' 29/30 min IDLE timeout
+POLL_INTERVAL = 30.0       # NOOP polling period for servers without IDLE
+
+# (state, event) -> next state. States are persisted (except "stopped"); events come from the runtime.
+TRANSITIONS = {
+    ("init", "start"): "connecting",
+    ("disconnected", "start"): "connecting",
+    ("connectError", "start"): "connecting",
+    ("authenticationError", "start"): "connecting",
+    ("connected", "start"): "connecting",          # settings changed: reconnect
+    ("connecting", "start"): "connecting",
+    ("connecting", "ok"): "connected",
+    ("connecting", "auth_failed"): "authenticationError",
+    ("connecting", "connect_failed"): "connectError",
+    ("connected", "dropped"): "disconnected",
+}
+PERSISTED = {"connecting", "connected", "authenticationError", "connectError", "disconnected"}
+
+
+class InvalidTransition(ValueError):
+    pass
+
+
+def transition(state: str, event: str) -> str:
+    """Pure: next state, or InvalidTransition. "stop" is valid from every state."""
+    if event == "stop":
+        return "stopped"
+    try:
+        return TRANSITIONS[(state, event)]
+    except KeyError:
+        raise InvalidTransition(f"{event!r} not allowed in state {state!r}") from None
+
+
+def imap_signature(record: dict | None) -> str:
+    """What a connection depends on: a change means reconnect with the new settings."""
+    record = record or {}
+    return json.dumps([record.get("imap"), record.get("path")], sort_keys=True, default=str)
+
+
+class Session:
+    """What sync hooks see (documented in sidecar/hooks.py)."""
+
+    def __init__(self, account_id, redis, settings):
+        self.account = account_id
+        self.client = None
+        self.capabilities: set[str] = set()
+        self.redis = redis
+        self.settings = settings
+        self.registry = MailboxRegistry(redis, account_id)
+        self.record: dict = {}
+        self.next_tick = float("inf")
+
+
+class Account:
+    """One account: its main connection (IDLE), extra command connections, retries."""
+
+    def __init__(self, rt, account_id: str, record: dict):
+        self.rt = rt
+        self.id = account_id
+        self.record = record
+        self.signature = imap_signature(record)
+        self.state = "init"
+        self.token = 0
+        self.lock = threading.Lock()          # held by whoever talks on the main connection
+        self.client = None
+        self.idling = False
+        self.idle_since = 0.0
+        self.stopped = False
+        self.backoff = Backoff()
+        self.session = Session(account_id, rt.redis, rt.settings)
+        self.extras = ExtraPool(self)
+
+    # -- state -------------------------------------------------------------------------------
+    def _move(self, event: str, error: dict | None = None) -> None:
+        self.state = transition(self.state, event)
+        if self.state in PERSISTED and not self.stopped:
+            accounts.set_state(self.rt.redis, self.id, self.state, error)
+
+    @property
+    def connected(self) -> bool:
+        return self.state == "connected" and self.client is not None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.stopped:
+            return
+        self._move("start")
+        self.rt.ramp(self._connect_job)
+
+    def _connect_job(self) -> None:
+        with self.lock:
+            if self.stopped:
+                return
+            self.rt.reactor.disarm(self)
+            self._close_main()
+            if self.state != "connecting":
+                self._move("start")
+            record = accounts.get_record(self.rt.redis, self.id)
+            if record is None:
+                return   # deleted meanwhile; the supervisor stops us
+            self.record = record
+            self.session.record = record
+            try:
+                client, caps = connect(record.get("imap"), self.rt.settings.command_timeout)
+            except ConnectFailure as exc:
+                self._failed(exc)
+                return
+            self.client = client
+            self.session.client, self.session.capabilities = client, caps
+            try:
+                self.rt.hooks.on_connected(self.session)
+            except Exception as exc:
+                log.warning("%s: setup after login failed: %s", self.id, exc)
+                self._close_main()
+                self._failed(ConnectFailure("connectError", str(exc) or type(exc).__name__, None))
+                return
+            if self.stopped:
+                self._close_main()
+                return
+            self.backoff.reset()
+            self._move("ok")
+            self._arm()
+
+    def _failed(self, exc: ConnectFailure) -> None:
+        auth = exc.state == "authenticationError"
+        self._move("auth_failed" if auth else "connect_failed", exc.error)
+        wait = self.backoff.next(auth=auth)
+        log.info("%s: %s (%s), retry in %.0fs", self.id, exc.state, exc.error["response"], wait)
+        self.rt.reactor.arm(self, None, time.time() + wait)
+
+    def _dropped(self, exc: BaseException | None) -> None:
+        """Main connection broken (lock held): state disconnected, reconnect soon."""
+        log.info("%s: connection lost: %s", self.id, exc)
+        self.rt.reactor.disarm(self)
+        self._close_main(logout=False)
+        if self.state == "connected":
+            self._move("dropped", {"response": str(exc) or "Connection closed",
+                                   "serverResponseCode": "ECONNRESET"})
+        if not self.stopped:
+            # Spread reconnects when a server restart drops everyone at once.
+            self.rt.reactor.arm(self, None, time.time() + 0.5 + 2 * random.random())
+
+    def _close_main(self, logout: bool = True) -> None:
+        if self.client is None:
+            return
+        client, self.client, self.session.client = self.client, None, None
+        try:
+            if self.idling and logout:
+                client.idle_done()
+        except Exception:
+            logout = False
+        self.idling = False
+        close_quietly(client, logout=logout)
+        try:
+            self.rt.hooks.on_disconnected(self.session)
+        except Exception:
+            log.exception("%s: on_disconnected hook failed", self.id)
+
+    def stop(self, wait: float = 5.0) -> None:
+        """Close everything (deleted, handed over, or shutting down)."""
+        self.stopped = True
+        self.rt.reactor.disarm(self)
+        got = self.lock.acquire(timeout=wait)
+        try:
+            self._close_main()
+        finally:
+            if got:
+                self.lock.release()
+        self.extras.close_all()
+        self.state = transition(self.state, "stop")
+
+    def restart(self) -> None:
+        """Settings changed: reconnect now with the new ones (fresh backoff)."""
+        self.backoff.reset()
+        self.extras.close_all()
+        self.start()
+
+    # -- IDLE / polling ----------------------------------------------------------------------
+    def _arm(self) -> None:
+        """(lock held, no command running) start IDLE or schedule a NOOP poll."""
+        client, now = self.client, time.time()
+        if "IDLE" in self.session.capabilities:
+            if not self.idling:
+                client.idle()
+                self.idling, self.idle_since = True, now
+            when = min(self.idle_since + IDLE_REFRESH, self.session.next_tick)
+            if idle.has_buffered(client):
+                self.rt.reactor.arm(self, None, now)   # select() can't see these bytes
+            else:
+                self.rt.reactor.arm(self, client.socket(), when)
+        else:
+            self.rt.reactor.arm(self, None, min(now + POLL_INTERVAL, self.session.next_tick))
+
+    def on_event(self, reason: str, token: int) -> None:
+        """Pool job for a reactor wake-up: retry timer, readable socket, IDLE refresh or tick."""
+        if self.stopped or token != self.token:
+            return
+        if self.client is None and self.state != "connected":
+            if self.state in ("connectError", "authenticationError", "disconnected"):
+                self.start()
+            return
+        if not self.lock.acquire(blocking=False):
+            return   # an op holds the main connection and re-arms when done
+        try:
+            if token == self.token and self.client is not None:
+                self._service()
+        except Exception as exc:
+            if is_connection_error(exc):
+                self._dropped(exc)
+            else:
+                log.exception("%s: idle handling failed", self.id)
+                self._dropped(exc)
+        finally:
+            self.lock.release()
+
+    def _service(self) -> None:
+        client, now = self.client, time.time()
+        responses = []
+        if self.idling:
+            responses = idle.read_available(client)
+            if any(r and r[0] == b"BYE" for r in responses):
+                raise ConnectionResetError("server said BYE")
+            if (idle.is_keepalive(responses) and now < self.idle_since + IDLE_REFRESH
+                    and now < self.session.next_tick):
+                self._arm()
+                return
+            responses += client.idle_done()[1]
+            self.idling = False
+        else:
+            responses = client.noop()[1]
+        hooks = self.rt.hooks
+        changes = [r for r in responses if not (r and r[0] == b"OK")]
+        if changes:
+            hooks.on_idle_responses(self.session, changes)
+        if time.time() >= self.session.next_tick:
+            hooks.on_tick(self.session)
+        self._arm()
+
+    # -- borrowing for ops -------------------------------------------------------------------
+    def borrow_main(self, wait: float):
+        """-> the main client with IDLE paused (lock held), or None when it is busy."""
+        if not self.connected:
+            raise errors.Unavailable()
+        if not self.lock.acquire(timeout=wait):
+            return None
+        try:
+            if self.client is None:
+                raise errors.Unavailable()
+            self.rt.reactor.disarm(self)
+            if self.idling:
+                self.idling = False
+                responses = self.client.idle_done()[1]
+                changes = [r for r in responses if not (r and r[0] == b"OK")]
+                if changes:
+                    self.rt.hooks.on_idle_responses(self.session, changes)
+            return self.client
+        except Exception as exc:
+            if not isinstance(exc, errors.ApiError):
+                self._dropped(exc)
+            self.lock.release()
+            raise
+
+    def release_main(self, exc: BaseException | None = None) -> None:
+        """After an op: resume the idle folder and IDLE, or handle a broken connection."""
+        try:
+            if exc is not None and is_connection_error(exc):
+                self._dropped(exc)
+                return
+            if self.client is None or self.stopped:
+                return
+            try:
+                self.rt.hooks.resume(self.session)
+                self._arm()
+            except Exception as err:
+                self._dropped(err)
+        finally:
+            self.lock.release()

@@ -1,0 +1,114 @@
+"""What an op gets (OpContext) and how it streams bytes to the API (StreamWriter).
+
+Streaming contract: an op that returns bytes calls `ctx.stream(result)` once it knows the data
+exists (after its own checks). That call pushes the Reply at once, with `result` (e.g. content
+type, filename) and `stream` = keys.stream(command id), so the API starts reading while the op
+body keeps running and writes frames. Errors before `ctx.stream()` become a normal error Reply;
+errors after it become an error frame; when the op returns, an unclosed writer is closed with
+the returned value as end meta (dict) so the reader always sees an end or error frame.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+from imapapi import errors, keys, wire
+
+from .connection import is_connection_error
+
+MAIN_WAIT = 0.05       # wait this long for a busy main connection before opening an extra one
+STALL_LIMIT = 30.0     # a reader that takes no frame for this long has gone: abort the op
+
+
+class StreamAborted(errors.GatewayTimeout):
+    default_message = "Stream reader stopped reading"
+
+
+class StreamWriter:
+    def __init__(self, redis, command_id: str):
+        self.redis = redis
+        self.key = keys.stream(command_id)
+        self.closed = False
+        self.frames = 0
+
+    def _push(self, frame: bytes) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.rpush(self.key, frame)
+        pipe.expire(self.key, wire.STREAM_TTL)
+        pipe.execute()
+        self.frames += 1
+
+    def _wait_window(self) -> None:
+        waited, pause = 0.0, 0.005
+        while self.redis.llen(self.key) > wire.STREAM_WINDOW:
+            if waited >= STALL_LIMIT:
+                raise StreamAborted()
+            time.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 0.1)
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes as data frames (STREAM_CHUNK each); blocks while the reader is behind."""
+        if self.closed:
+            raise ValueError("stream already closed")
+        view = memoryview(data)
+        for start in range(0, len(view), wire.STREAM_CHUNK):
+            self._wait_window()
+            self._push(wire.data_frame(bytes(view[start:start + wire.STREAM_CHUNK])))
+
+    def close(self, meta: dict | None = None) -> None:
+        if not self.closed:
+            self.closed = True
+            self._push(wire.end_frame(meta))
+
+    def fail(self, error: dict) -> None:
+        if not self.closed:
+            self.closed = True
+            self._push(wire.error_frame(error))
+
+
+class OpContext:
+    """Per-command view of the account for an op (see sidecar/ops/__init__.py)."""
+
+    def __init__(self, rt, account, command: wire.Command, send_reply):
+        self.account = account.id
+        self.redis = rt.redis
+        self.settings = rt.settings
+        self.registry = account.session.registry
+        self.command = command
+        self.writer: StreamWriter | None = None
+        self._acct = account
+        self._send_reply = send_reply
+
+    @contextmanager
+    def client(self):
+        """An IMAPClient for this op: the main connection with IDLE paused, else an extra one."""
+        acct = self._acct
+        main = acct.borrow_main(MAIN_WAIT)
+        if main is not None:
+            failure = None
+            try:
+                yield main
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                acct.release_main(failure)
+            return
+        extra = acct.extras.acquire(self.settings.command_timeout)
+        broken = False
+        try:
+            yield extra
+        except BaseException as exc:
+            broken = is_connection_error(exc)
+            raise
+        finally:
+            acct.extras.release(extra, broken)
+
+    def stream(self, result=None) -> StreamWriter:
+        """Start a streamed result: the Reply (with `result` and the stream key) goes out now."""
+        if self.writer is None:
+            self.writer = StreamWriter(self.redis, self.command.id)
+            self._send_reply(wire.Reply(id=self.command.id, ok=True, result=result,
+                                        stream=self.writer.key))
+        return self.writer

@@ -1,0 +1,194 @@
+"""One selector thread for all idling sockets plus every per-account timer (no thread per account).
+
+Accounts arm themselves with `arm(account, sock, when)`: the loop calls `dispatch(account, reason,
+token)` once when the socket turns readable ("io") or `when` passes ("timer"), and forgets the
+registration. Every arm/disarm bumps `account.token`; events carrying an older token are stale
+and dropped, so a racing op that paused IDLE never sees a late wake-up act on its connection.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import select
+import selectors
+import ssl
+import threading
+import time
+from collections import deque
+
+from imapclient.imapclient import _parse_untagged_response
+
+log = logging.getLogger(__name__)
+
+
+class Reactor:
+    def __init__(self, dispatch):
+        self._dispatch = dispatch
+        self._sel = selectors.DefaultSelector()
+        self._rfd, self._wfd = os.pipe()
+        os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
+        self._sel.register(self._rfd, selectors.EVENT_READ, None)
+        self._ops: deque = deque()
+        self._fds: dict[int, tuple] = {}      # fd -> (account, token)
+        self._acct_fd: dict[int, int] = {}    # id(account) -> fd
+        self._timers: list = []
+        self._seq = itertools.count()
+        self._compact_at = 4096
+        self._lock = threading.Lock()         # token bumps happen from many pool threads
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="idle-selector", daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._wake()
+        self._thread.join(timeout=2)
+
+    def arm(self, account, sock, when: float) -> int:
+        """Watch `sock` (None: timer only) until readable or `when`; returns the new token."""
+        with self._lock:
+            account.token += 1
+            token = account.token
+        self._ops.append(("arm", account, token, sock.fileno() if sock is not None else None, when))
+        self._wake()
+        return token
+
+    def disarm(self, account) -> None:
+        with self._lock:
+            account.token += 1
+        self._ops.append(("disarm", account, None, None, None))
+        self._wake()
+
+    def watched(self) -> int:
+        return len(self._fds)
+
+    def _wake(self):
+        try:
+            os.write(self._wfd, b"x")
+        except BlockingIOError:
+            pass   # pipe full: the loop is already going to wake up
+
+    def _forget(self, account):
+        fd = self._acct_fd.pop(id(account), None)
+        if fd is not None and self._fds.get(fd, (None,))[0] is account:
+            del self._fds[fd]
+            try:
+                self._sel.unregister(fd)
+            except (KeyError, ValueError, OSError):
+                pass
+
+    def _apply(self):
+        while self._ops:
+            kind, account, token, fd, when = self._ops.popleft()
+            self._forget(account)
+            if kind != "arm" or token != account.token:
+                continue
+            if fd is not None:
+                if fd in self._fds:   # fd number reused after a close we never saw
+                    self._sel.modify(fd, selectors.EVENT_READ, None)
+                else:
+                    try:
+                        self._sel.register(fd, selectors.EVENT_READ, None)
+                    except (ValueError, OSError):
+                        self._fire(account, token, "io")   # closed already: let the pool see it
+                        continue
+                self._fds[fd] = (account, token)
+                self._acct_fd[id(account)] = fd
+            heapq.heappush(self._timers, (when, next(self._seq), account, token))
+        if len(self._timers) > self._compact_at:
+            # Re-arming leaves superseded timers behind; drop them before they pile up.
+            self._timers = [t for t in self._timers if t[3] == t[2].token]
+            heapq.heapify(self._timers)
+            self._compact_at = max(4096, 3 * len(self._timers))
+
+    def _fire(self, account, token, reason):
+        try:
+            self._dispatch(account, reason, token)
+        except Exception:
+            log.exception("dispatch failed for %s", getattr(account, "id", account))
+
+    def _run(self):
+        while not self._stop.is_set():
+            self._apply()
+            now = time.time()
+            while self._timers and self._timers[0][0] <= now:
+                _, _, account, token = heapq.heappop(self._timers)
+                if token == account.token:
+                    self._forget(account)
+                    self._fire(account, token, "timer")
+            timeout = 30.0
+            if self._timers:
+                timeout = min(timeout, max(0.0, self._timers[0][0] - now))
+            try:
+                events = self._sel.select(timeout)
+            except OSError:
+                log.exception("selector failed")
+                time.sleep(0.1)
+                continue
+            for key, _ in events:
+                if key.fd == self._rfd:
+                    try:
+                        while os.read(self._rfd, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    continue
+                entry = self._fds.pop(key.fd, None)
+                try:
+                    self._sel.unregister(key.fd)
+                except (KeyError, ValueError, OSError):
+                    pass
+                if entry is None:
+                    continue
+                account, token = entry
+                self._acct_fd.pop(id(account), None)
+                if token == account.token:
+                    self._fire(account, token, "io")
+
+
+def has_buffered(client) -> bool:
+    """Bytes already read off the socket (TLS record buffer or imaplib's BufferedReader)?
+
+    select() cannot see these, so an account with buffered bytes must be serviced at once."""
+    sock = client.socket()
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    reader = getattr(client._imap, "file", None)
+    if reader is None or not hasattr(reader, "peek"):
+        return False
+    sock.setblocking(False)
+    try:
+        return bool(reader.peek(1))
+    except (ssl.SSLWantReadError, BlockingIOError, ValueError, OSError):
+        return False
+    finally:
+        client._set_read_timeout()
+
+
+def _readable_now(sock) -> bool:
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def read_available(client) -> list:
+    """Parsed untagged responses that can be read now (IDLE running); raises abort on EOF.
+
+    Whole lines are read with the normal (blocking, timed) socket so a line split across
+    TCP segments is never mistaken for garbage."""
+    out = []
+    for _ in range(10000):   # bounded: a flood of updates is finished by idle_done()
+        if not (has_buffered(client) or _readable_now(client.socket())):
+            break
+        out.append(_parse_untagged_response(client._imap._get_line()))
+    return out
+
+
+def is_keepalive(responses) -> bool:
+    """Only '* OK Still here' style status lines: no reason to leave IDLE."""
+    return all(isinstance(r, tuple) and r and r[0] == b"OK" for r in responses)

@@ -1,0 +1,1 @@
+"""IMAP-side helpers shared by sidecar ops: decoding (codec) and listing entry builders."""

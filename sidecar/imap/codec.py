@@ -1,0 +1,156 @@
+"""Decoding helpers: RFC 2047 encoded words, envelope addresses, modified UTF-7 names, ISO dates."""
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import quopri
+import re
+from datetime import datetime, timezone
+
+from imapclient.imap_utf7 import decode as _utf7_decode
+from imapclient.imap_utf7 import encode as _utf7_encode
+
+_WORD = re.compile(rb"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
+_SPACE_ONLY = re.compile(rb"^[ \t\r\n]*$")
+
+
+def to_text(value, charset: str = "utf-8") -> str:
+    """bytes -> str without ever failing: the charset if it decodes, else UTF-8, else Latin-1."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    for cs in (charset, "utf-8"):
+        try:
+            return bytes(value).decode(_codec(cs))
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return bytes(value).decode("latin-1")
+
+
+def _codec(charset: str) -> str:
+    charset = charset.split("*", 1)[0].strip().lower()   # RFC 2231 language suffix: utf-8*en
+    aliases = {"ks_c_5601-1987": "cp949", "x-sjis": "shift_jis", "gb2312": "gb18030",
+               "gbk": "gb18030", "unicode-1-1-utf-7": "utf-7", "iso-8859-8-i": "iso-8859-8"}
+    charset = aliases.get(charset, charset)
+    codecs.lookup(charset)   # LookupError for unknown charsets, handled by callers
+    return charset
+
+
+def _word_bytes(encoding: bytes, payload: bytes) -> bytes:
+    if encoding in (b"B", b"b"):
+        payload = payload + b"=" * (-len(payload) % 4)
+        try:
+            return base64.b64decode(payload)
+        except (binascii.Error, ValueError):
+            return b""
+    return quopri.decodestring(payload.replace(b"_", b" "), header=True)
+
+
+def decode_words(value) -> str:
+    """Decode RFC 2047 encoded words ('=?UTF-8?B?...?=') in a header value; raw 8-bit as UTF-8."""
+    if value is None:
+        return ""
+    raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    if b"=?" not in raw:
+        return to_text(raw)
+    out: list[str] = []
+    pending: list = []   # [charset, bytes] of adjacent words: multi-byte chars may be split
+    pos = 0
+
+    def flush():
+        if pending:
+            out.append(to_text(pending[1], pending[0]))
+            pending.clear()
+
+    for match in _WORD.finditer(raw):
+        gap = raw[pos:match.start()]
+        # Whitespace between two encoded words is not part of the text (RFC 2047 §6.2).
+        if gap and not (pending and _SPACE_ONLY.match(gap)):
+            flush()
+            out.append(to_text(gap))
+        charset = match.group(1).decode("ascii", "replace").lower()
+        data = _word_bytes(match.group(2), match.group(3))
+        if pending and pending[0] == charset:
+            pending[1] += data
+        else:
+            flush()
+            pending.extend([charset, data])
+        pos = match.end()
+    flush()
+    out.append(to_text(raw[pos:]))
+    return "".join(out)
+
+
+def address(addr) -> dict | None:
+    """imapclient Address -> {name, address}; None for group end markers."""
+    name = getattr(addr, "name", None)
+    mailbox = getattr(addr, "mailbox", None)
+    host = getattr(addr, "host", None)
+    if mailbox is None and host is None:
+        return None
+    text = to_text(mailbox)
+    if host is not None or mailbox is not None:
+        text = f"{text}@{to_text(host)}"
+    return {"name": decode_words(name), "address": text}
+
+
+def addresses(addrs) -> list[dict]:
+    """A tuple of envelope addresses -> [{name, address}] (group markers dropped)."""
+    out = []
+    for addr in addrs or ():
+        item = address(addr)
+        if item is not None:
+            out.append(item)
+    return out
+
+
+def decode_mailbox(name) -> str:
+    """Modified UTF-7 mailbox name (bytes or str) -> Unicode."""
+    if isinstance(name, bytes):
+        try:
+            return _utf7_decode(name)
+        except Exception:
+            return to_text(name)
+    try:
+        return _utf7_decode(name.encode("ascii"))
+    except (UnicodeEncodeError, Exception):
+        return name
+
+
+def encode_mailbox(name: str) -> str:
+    """Unicode mailbox name -> modified UTF-7 (ASCII-only names are returned unchanged)."""
+    if name.isascii():
+        return name
+    return _utf7_encode(name).decode("ascii")
+
+
+def leaf_name(path: str, delimiter: str | None) -> str:
+    """Decoded last segment of a mailbox path."""
+    leaf = path.rsplit(delimiter, 1)[-1] if delimiter else path
+    return decode_mailbox(leaf)
+
+
+def normalize_path(path: str) -> str:
+    """`inbox` in any case means INBOX (RFC 3501 §5.1)."""
+    return "INBOX" if path.upper() == "INBOX" else path
+
+
+def iso(dt) -> str | None:
+    """datetime -> '2019-10-07T06:05:23.000Z' (naive datetimes are taken as UTC)."""
+    if not isinstance(dt, datetime):
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    try:
+        dt = dt.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def message_id(value) -> str | None:
+    """Envelope Message-ID, trimmed; None when absent."""
+    text = to_text(value).strip()
+    return text or None
