@@ -1,4 +1,5 @@
 """Shared pytest setup: fixture modules under tests/fixtures/ register themselves here."""
 pytest_plugins = [
     "tests.fixtures.services",
+    "tests.fixtures.webhooks",
 ]

@@ -1,0 +1,56 @@
+"""Webhook Celery tasks: thin wrappers over imapapi.delivery, plus a lease sweeper in each worker."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import signals
+
+from imapapi import delivery
+from imapapi import tasknames as T
+from imapapi.settings import get_redis
+
+from .app import celery
+
+log = logging.getLogger(__name__)
+SWEEP_EVERY = 2.0
+
+
+@celery.task(name=T.WEBHOOK_DELIVER, acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)
+def deliver(event_id: str, account: str | None = None):
+    """POST one event; acks_late is safe because delivery is idempotent by event id.
+    Failures re-enqueue with a countdown (never sleep in a pool thread)."""
+    outcome, countdown = delivery.deliver_event(get_redis(), event_id)
+    if outcome in ("retry", "busy"):
+        deliver.apply_async(kwargs={"event_id": event_id}, countdown=countdown)
+    return outcome
+
+
+@celery.task(name=T.WEBHOOK_DISPATCH, ignore_result=True)
+def dispatch():
+    """Enqueue every job whose lease passed (each worker also does this every few seconds)."""
+    return delivery.sweep(get_redis())
+
+
+def _sweeper_loop(stop: threading.Event) -> None:
+    while not stop.wait(SWEEP_EVERY):
+        try:
+            delivery.sweep(get_redis())
+        except Exception:   # Redis briefly down: try again next round
+            log.exception("webhook sweep failed")
+
+
+_STOP = threading.Event()
+
+
+@signals.worker_ready.connect
+def _start_sweeper(**_):
+    # In every worker: lost wake-ups are recovered without needing celery beat.
+    threading.Thread(target=_sweeper_loop, args=(_STOP,), name="webhook-sweeper",
+                     daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def _stop_sweeper(**_):
+    _STOP.set()

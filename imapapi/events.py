@@ -1,0 +1,157 @@
+"""Change events: the envelope, deterministic ids, and the atomic commit (stream + sync state + outbox).
+
+Every event lands in the account's Redis Stream `keys.events(account)` (the replayable feed behind
+/changes) in the SAME Lua step that advances the folder sync state and registers the webhook job,
+so a crash can neither lose an event nor report a change twice with different ids.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime, timezone
+
+from . import keys
+
+EVENT_TYPES = [
+    "messageNew", "messageDeleted", "messageUpdated", "mailboxReset", "mailboxDeleted",
+    "mailboxNew", "authenticationError", "authenticationSuccess", "connectError",
+    "messageSent", "messageDeliveryError", "messageFailed",
+]
+STREAM_MAXLEN = 10000          # approximate cap per account (XADD MAXLEN ~)
+# Seconds a job may sit "enqueued" before the sweeper assumes its task was lost and re-enqueues.
+DELIVERY_LEASE = 60.0
+
+# Webhook job bookkeeping (one place; the webhook worker and the sweeper use the same keys).
+JOBS = "ia:wh:jobs"            # HASH event id -> JSON {account, stream, event}
+DUE = "ia:wh:due"              # ZSET event id -> epoch when the sweeper should (re)enqueue it
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def event_id(*parts) -> str:
+    """Deterministic id: the same change (same parts) always hashes to the same id."""
+    raw = "\x1f".join("" if p is None else str(p) for p in parts)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+
+def make_event(account: str, event: str, data: dict, *, path: str | None = None,
+               special_use: str | None = None, id_parts: tuple = ()) -> dict:
+    """The envelope {id, account, path, specialUse?, event, date, data}."""
+    out = {"id": event_id(account, path, event, *id_parts), "account": account}
+    if path is not None:
+        out["path"] = path
+    if special_use:
+        out["specialUse"] = special_use
+    out.update({"event": event, "date": now_iso(), "data": data})
+    return out
+
+
+# KEYS: stream, jobs hash, due zset, then one key per state update.
+# ARGV: maxlen, due-time, n_events, [id, json, deliver(0/1)] * n, then per state update:
+#       n_fields, expected_version ('' = any), [field, value] * n_fields.
+# A state update whose stored version differs from expected aborts the whole step (another
+# writer advanced the folder first): nothing is written and the caller recomputes the diff.
+_COMMIT = """
+local maxlen = tonumber(ARGV[1])
+local due = ARGV[2]
+local n = tonumber(ARGV[3])
+local pos = 4 + n * 3
+local nkeys = #KEYS
+for k = 4, nkeys do
+  local nf = tonumber(ARGV[pos])
+  local expected = ARGV[pos + 1]
+  if expected ~= '' then
+    local cur = redis.call('HGET', KEYS[k], 'version') or ''
+    if cur ~= expected then return {-1} end
+  end
+  pos = pos + 2 + nf * 2
+end
+pos = 4 + n * 3
+for k = 4, nkeys do
+  local nf = tonumber(ARGV[pos])
+  pos = pos + 2
+  for i = 1, nf do
+    local f, v = ARGV[pos], ARGV[pos + 1]
+    if v == '__DEL__' then redis.call('HDEL', KEYS[k], f) else redis.call('HSET', KEYS[k], f, v) end
+    pos = pos + 2
+  end
+  if nf == 0 then redis.call('DEL', KEYS[k]) end
+end
+local ids = {}
+for i = 0, n - 1 do
+  local eid, body, deliver = ARGV[4 + i * 3], ARGV[5 + i * 3], ARGV[6 + i * 3]
+  local sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'id', eid, 'e', body)
+  ids[#ids + 1] = sid
+  if deliver == '1' and redis.call('HEXISTS', KEYS[2], eid) == 0 then
+    -- concatenated, not cjson: cjson would turn empty JSON arrays into objects
+    redis.call('HSET', KEYS[2], eid, '{"stream":"' .. sid .. '","event":' .. body .. '}')
+    redis.call('ZADD', KEYS[3], due, eid)
+  end
+end
+return ids
+"""
+
+DELETE = "__DEL__"   # state field value meaning "remove this field"
+
+
+class StaleState(Exception):
+    """The folder state moved under us (another writer); recompute and retry."""
+
+
+def append_events(redis, account: str, events: list[dict],
+                  state_updates: list[tuple[str, dict | None, str | None]] = (),
+                  *, deliver=None) -> list[str]:
+    """Commit events + state together; -> stream ids. Raises StaleState on a version conflict.
+
+    state_updates: (redis key, {field: value or DELETE} or None to delete the key,
+    expected current 'version' field or None for "don't check").
+    deliver: predicate(event) -> bool deciding whether a webhook job is registered (default all).
+    """
+    argv: list = [STREAM_MAXLEN, time.time() + DELIVERY_LEASE, len(events)]
+    for ev in events:
+        wanted = True if deliver is None else bool(deliver(ev))
+        argv += [ev["id"], json.dumps(ev, separators=(",", ":"), default=str), "1" if wanted else "0"]
+    state_keys = []
+    for key, fields, expected in state_updates:
+        state_keys.append(key)
+        fields = fields or {}
+        argv += [len(fields), "" if expected is None else str(expected)]
+        for f, v in fields.items():
+            argv += [f, v]
+    res = redis.eval(_COMMIT, 3 + len(state_keys), keys.events(account), JOBS, DUE,
+                     *state_keys, *argv)
+    if res and res[0] == -1:
+        raise StaleState(account)
+    return [r.decode() if isinstance(r, bytes) else r for r in res]
+
+
+def emit_account_event(redis, account: str, event: str, data: dict | None = None) -> dict:
+    """Account-level events (authenticationError/Success, connectError) from the runtime.
+
+    The id includes the time bucket so a repeat of the same failure minutes later is a new event,
+    while a retry of the same write within the second keeps its id.
+    """
+    data = dict(data or {})
+    ev = make_event(account, event, data, id_parts=(int(time.time()), json.dumps(data, sort_keys=True)))
+    from .webhook_settings import wanted_for
+    append_events(redis, account, [ev], deliver=lambda e: wanted_for(redis, account, e["event"]))
+    return ev
+
+
+def read_events(redis, account: str, cursor: str | None = None, count: int = 100) -> tuple[list, str]:
+    """Events after `cursor` (a stream id; None/'0' = from the start) -> (events, next cursor)."""
+    start = "-" if not cursor or cursor == "0" else "(" + cursor
+    rows = redis.xrange(keys.events(account), min=start, max="+", count=count)
+    out = []
+    next_cursor = cursor or "0"
+    for sid, fields in rows:
+        sid = sid.decode() if isinstance(sid, bytes) else sid
+        body = fields.get(b"e") or fields.get("e")
+        ev = json.loads(body)
+        ev["cursor"] = sid
+        out.append(ev)
+        next_cursor = sid
+    return out, next_cursor

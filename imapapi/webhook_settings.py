@@ -1,0 +1,85 @@
+"""Runtime settings stored in Redis (webhooks, event filter, notifyText/Headers) and who gets what."""
+from __future__ import annotations
+
+import json
+
+from . import keys
+
+# name -> default when unset (GET shows null for unset keys, as the original)
+KEYS = ("webhooks", "webhookEvents", "notifyText", "notifyTextSize", "notifyHeaders",
+        "webhookSecret")
+SECRET_KEYS = ("webhookSecret",)
+
+
+def get_all(redis, names=KEYS) -> dict:
+    """Stored values (JSON-decoded); unset or unreadable -> None."""
+    names = list(names)
+    raw = redis.hmget(keys.SETTINGS, names) if names else []
+    out = {}
+    for name, value in zip(names, raw):
+        try:
+            out[name] = json.loads(value) if value is not None else None
+        except ValueError:
+            out[name] = None
+    return out
+
+
+def save(redis, values: dict) -> list[str]:
+    """Store each given key as JSON; None removes it. -> names updated."""
+    pipe = redis.pipeline(transaction=True)
+    for name, value in values.items():
+        if value is None:
+            pipe.hdel(keys.SETTINGS, name)
+        else:
+            pipe.hset(keys.SETTINGS, name, json.dumps(value))
+    pipe.execute()
+    return list(values)
+
+
+def account_webhook(redis, account: str) -> str | None:
+    """The per-account override (account field `webhooks`: a URL string, or {url: ...})."""
+    raw = redis.hget(keys.account(account), "webhooks")
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw.decode() if isinstance(raw, bytes) else raw
+    if isinstance(value, dict):
+        value = value.get("url")
+    return value if isinstance(value, str) and value else None
+
+
+def target(redis, account: str | None) -> str | None:
+    """Webhook URL for an account: its own override, else the global setting."""
+    if account:
+        own = account_webhook(redis, account)
+        if own:
+            return own
+    url = get_all(redis, ["webhooks"])["webhooks"]
+    return url if isinstance(url, str) and url else None
+
+
+def event_allowed(filter_value, event: str) -> bool:
+    """webhookEvents: never set -> all; '*' -> all; [] blocks everything."""
+    if filter_value is None:
+        return True
+    if not isinstance(filter_value, list):
+        return True
+    return "*" in filter_value or event in filter_value
+
+
+def wanted_for(redis, account: str, event: str) -> bool:
+    """Should a webhook job be registered for this event right now?"""
+    if not target(redis, account):
+        return False
+    return event_allowed(get_all(redis, ["webhookEvents"])["webhookEvents"], event)
+
+
+def secret(redis) -> str | None:
+    """The HMAC secret: the stored setting wins over the process setting (service.secret)."""
+    stored = get_all(redis, ["webhookSecret"])["webhookSecret"]
+    if isinstance(stored, str) and stored:
+        return stored
+    from .settings import get_settings
+    return get_settings().webhook_secret

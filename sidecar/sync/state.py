@@ -1,0 +1,122 @@
+"""Compact persisted sync state: per folder one Redis hash with a zlib'd uid-delta + flag-mask blob."""
+from __future__ import annotations
+
+import json
+import zlib
+from array import array
+from dataclasses import dataclass, field
+
+import msgpack
+
+from imapapi import keys
+
+MAX_MASK_FLAGS = 32   # flags beyond the first 32 distinct ones of a folder go to `extras`
+
+
+@dataclass
+class FolderState:
+    path: str
+    uid_validity: int = 0
+    uid_next: int = 0
+    messages: int = 0
+    highest_modseq: int = 0
+    version: int = 0                    # bumped on every commit: optimistic concurrency + event ids
+    index: dict = field(default_factory=dict)   # uid -> frozenset(flags)
+
+    def status_fields(self) -> dict:
+        return {"path": self.path, "uidValidity": str(self.uid_validity),
+                "uidNext": str(self.uid_next), "messages": str(self.messages),
+                "highestModseq": str(self.highest_modseq), "version": str(self.version)}
+
+
+def pack_index(index: dict) -> bytes:
+    """uid -> flags as zlib(msgpack([flag table, uid deltas (uint32), masks (uint32), extras]))."""
+    uids = sorted(index)
+    table: list[str] = []
+    pos: dict[str, int] = {}
+    deltas, masks = array("I"), array("I")
+    extras = {}
+    prev = 0
+    for uid in uids:
+        deltas.append(uid - prev)
+        prev = uid
+        mask = 0
+        for flag in sorted(index[uid]):
+            bit = pos.get(flag)
+            if bit is None and len(table) < MAX_MASK_FLAGS:
+                bit = pos[flag] = len(table)
+                table.append(flag)
+            if bit is None:
+                extras.setdefault(str(uid), []).append(flag)
+            else:
+                mask |= 1 << bit
+        masks.append(mask)
+    # Little-endian on the wire whatever the host, so a state moves between machines.
+    if deltas.itemsize != 4 or array("I", [1]).tobytes()[0] != 1:
+        deltas.byteswap(), masks.byteswap()
+    raw = msgpack.packb([table, deltas.tobytes(), masks.tobytes(), extras], use_bin_type=True)
+    return zlib.compress(raw, 6)
+
+
+def unpack_index(blob: bytes) -> dict:
+    if not blob:
+        return {}
+    table, d_raw, m_raw, extras = msgpack.unpackb(zlib.decompress(blob), raw=False)
+    deltas, masks = array("I"), array("I")
+    deltas.frombytes(d_raw)
+    masks.frombytes(m_raw)
+    if array("I", [1]).tobytes()[0] != 1:
+        deltas.byteswap(), masks.byteswap()
+    cache: dict[int, frozenset] = {}   # most messages share a handful of flag combinations
+    index = {}
+    uid = 0
+    for delta, mask in zip(deltas, masks):
+        uid += delta
+        flags = cache.get(mask)
+        if flags is None:
+            flags = cache[mask] = frozenset(t for i, t in enumerate(table) if mask >> i & 1)
+        index[uid] = flags
+    for key, more in (extras or {}).items():
+        index[int(key)] = index.get(int(key), frozenset()) | frozenset(more)
+    return index
+
+
+def load(redis, account: str, path: str) -> FolderState | None:
+    raw = redis.hgetall(keys.folder_state(account, path))
+    if not raw or b"uidValidity" not in raw:
+        return None
+    get = lambda k: int(raw.get(k, b"0") or 0)   # noqa: E731
+    return FolderState(
+        path=path, uid_validity=get(b"uidValidity"), uid_next=get(b"uidNext"),
+        messages=get(b"messages"), highest_modseq=get(b"highestModseq"),
+        version=get(b"version"), index=unpack_index(raw.get(b"index", b"")))
+
+
+def update_for(account: str, state: FolderState, expected_version: int | None):
+    """The (key, fields, expected) triple for imapapi.events.append_events."""
+    fields = state.status_fields()
+    fields["index"] = pack_index(state.index)
+    return (keys.folder_state(account, state.path), fields,
+            None if expected_version is None else str(expected_version))
+
+
+def delete_for(account: str, path: str):
+    return (keys.folder_state(account, path), None, None)
+
+
+# -- account-level sync record: known folders and whether the first baseline is done -------------
+def account_key(account: str) -> str:
+    """HASH under the account prefix, so deleting the account removes it."""
+    return keys.account_prefix(account) + "sync"
+
+
+def load_account(redis, account: str) -> tuple[bool, dict]:
+    """-> (baselined, {path: {"specialUse", "delimiter", "uidValidity"}})."""
+    raw = redis.hmget(account_key(account), "baselined", "folders")
+    folders = json.loads(raw[1]) if raw[1] else {}
+    return raw[0] == b"1", folders
+
+
+def account_update(account: str, folders: dict, baselined: bool = True):
+    return (account_key(account), {"baselined": "1" if baselined else "0",
+                                   "folders": json.dumps(folders, sort_keys=True)}, None)
