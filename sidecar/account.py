@@ -91,6 +91,8 @@ class Account:
 
     # -- state -------------------------------------------------------------------------------
     def _move(self, event: str, error: dict | None = None) -> None:
+        if self.stopped:
+            return   # a job that finished after stop() must not touch state
         self.state = transition(self.state, event)
         if self.state in PERSISTED and not self.stopped:
             accounts.set_state(self.rt.redis, self.id, self.state, error)

@@ -1,6 +1,7 @@
 """Open and log in IMAP connections (TLS / STARTTLS, shared SSL contexts) and translate errors once."""
 from __future__ import annotations
 
+import ast
 import errno
 import imaplib
 import re
@@ -50,7 +51,14 @@ def ssl_context(tls: dict | None) -> ssl.SSLContext:
 def _text(value) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    return str(value)
+    text = str(value)
+    # imapclient wraps imaplib's bytes messages with str(): "b'[CODE] text'".
+    if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        try:
+            return ast.literal_eval(text).decode("utf-8", "replace")
+        except (ValueError, SyntaxError, AttributeError):
+            pass
+    return text
 
 
 def server_code(message: str) -> tuple[str, str | None]:

@@ -40,7 +40,9 @@ def list_messages(ctx, path=None, page: int = 0, pageSize: int = 20, **_):
         # Paging is by sequence number: imapclient must send FETCH, not UID FETCH.
         saved, client.use_uid = client.use_uid, False
         try:
-            rows = client.fetch(f"{window['first']}:{window['last']}", listing.FETCH_ITEMS)
+            # A list, not "a:b": imapclient filters the reply by the ids it was given.
+            rows = client.fetch(list(range(window["first"], window["last"] + 1)),
+                                listing.FETCH_ITEMS)
         finally:
             client.use_uid = saved
     for seq in sorted(rows, reverse=True):
