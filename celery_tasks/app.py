@@ -9,6 +9,7 @@ from imapapi.settings import get_settings
 TASK_MODULES = [
     "celery_tasks.accounts",
     "celery_tasks.imap",
+    "celery_tasks.submit",
     "celery_tasks.webhooks",
 ]
 

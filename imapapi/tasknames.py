@@ -26,5 +26,6 @@ MESSAGE_DELETE = "imapapi.messages.delete"       # kwargs: account, message, for
 MESSAGE_UPLOAD = "imapapi.messages.upload"       # kwargs: account, data
 
 SUBMIT = "imapapi.submit"                        # kwargs: account, queue_id
+SUBMIT_REFERENCE = "imapapi.submit.reference"   # kwargs: account, message, attachments=False
 WEBHOOK_DELIVER = "imapapi.webhooks.deliver"     # kwargs: account, event_id
 WEBHOOK_DISPATCH = "imapapi.webhooks.dispatch"   # kwargs: (none) moves new stream events to delivery

@@ -1,0 +1,1 @@
+"""Outbox resource: list queued outgoing messages, show their status, cancel them."""

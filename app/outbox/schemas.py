@@ -1,0 +1,43 @@
+"""Schemas of the outbox listing and items."""
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from imapapi.outbox import STATES
+
+
+class OutboxQuerySchema(ma.Schema):
+    page = fields.Integer(load_default=0, validate=validate.Range(0, 1048576))
+    pageSize = fields.Integer(load_default=20, validate=validate.Range(1, 1000))
+    account = fields.String(validate=validate.Length(min=1, max=256),
+                            metadata={"description": "Only this account's messages"})
+    state = fields.String(validate=validate.OneOf(STATES))
+
+
+class OutboxItemSchema(ma.Schema):
+    queueId = fields.String()
+    account = fields.String()
+    messageId = fields.String()
+    state = fields.String(metadata={"description": "queued, sending, sent, deferred, failed, cancelled"})
+    attempts = fields.Integer()
+    envelope = fields.Dict(metadata={"description": "{from, to[]} (to includes cc and bcc)"})
+    reference = fields.Dict()
+    response = fields.String(metadata={"description": "SMTP server reply once sent"})
+    lastError = fields.Dict(metadata={"description": "{message, code, transient} of the last attempt"})
+    created = fields.String()
+    sendAt = fields.String()
+    nextAttempt = fields.String()
+    sentAt = fields.String()
+
+
+class OutboxListSchema(ma.Schema):
+    total = fields.Integer()
+    page = fields.Integer()
+    pages = fields.Integer()
+    messages = fields.List(fields.Nested(OutboxItemSchema))
+
+
+class OutboxDeletedSchema(ma.Schema):
+    deleted = fields.Boolean()
+    queueId = fields.String()
