@@ -16,6 +16,8 @@ RESOURCES = [
     "accounts",
     "mailboxes",
     "messages",
+    "submit",
+    "outbox",
 ]
 
 log = logging.getLogger("imapapi.api")
