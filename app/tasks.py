@@ -44,8 +44,9 @@ def run(task_name: str, *, timeout: float | None = None, **kwargs):
         # the task's own sidecar deadline is `timeout`; allow a little for the two queue hops
         async_result = celery.send_task(task_name, kwargs=kwargs, expires=timeout,
                                         retry=True, retry_policy=PUBLISH_RETRY)
-    except broker_errors as exc:
+    except Exception as exc:   # broker or result store down (Celery raises RuntimeError too)
         log.error("cannot publish task %s: %s", task_name, exc)
+        _reset_backend(celery)
         raise _unavailable() from None
     try:
         envelope = async_result.get(timeout=timeout + 1.0, propagate=False,
@@ -53,8 +54,9 @@ def run(task_name: str, *, timeout: float | None = None, **kwargs):
     except CeleryTimeout:
         _forget(async_result)
         raise errors.GatewayTimeout() from None
-    except broker_errors as exc:
+    except (RuntimeError, *broker_errors) as exc:
         log.error("lost the result backend waiting for %s: %s", task_name, exc)
+        _reset_backend(celery)
         raise _unavailable() from None
     if async_result.state == "REVOKED":   # expired in the queue: no worker took it in time
         _forget(async_result)
@@ -65,6 +67,17 @@ def run(task_name: str, *, timeout: float | None = None, **kwargs):
         raise errors.ApiError()
     _forget(async_result)
     return unwrap(task_name, envelope)
+
+
+def _reset_backend(celery):
+    """Drop this thread's result backend: after an outage Celery's pub/sub consumer can stay
+    broken ("must be restarted"); a fresh one reconnects once Redis is back."""
+    try:
+        local = celery._local
+        if getattr(local, "backend", None) is not None:
+            del local.backend
+    except Exception:   # best effort: the next request tries again
+        pass
 
 
 def _forget(async_result):

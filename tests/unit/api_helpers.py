@@ -1,0 +1,48 @@
+"""Helpers for the API unit tests: the Flask app on real Redis (DB from IMAPAPI_TEST_REDIS_DB)."""
+from __future__ import annotations
+
+import pytest
+
+from imapapi import settings as settings_mod
+
+SEED = {
+    "account": "example",
+    "name": "My Example Account",
+    "imap": {"host": "imap.gmail.com", "port": 993, "secure": True,
+             "auth": {"user": "me@example.com", "pass": "verysecret"}},
+    "smtp": {"host": "smtp.gmail.com", "port": 465, "secure": True,
+             "auth": {"user": "me@example.com", "pass": "verysecret"}},
+}
+
+
+@pytest.fixture
+def app(redis_url, redis):
+    """Tasks run eagerly in-process (TASKS_EAGER): same functions and envelopes as the worker;
+    the integration tests exercise the real worker."""
+    from app import create_app
+
+    previous = settings_mod.get_settings()
+    redis.flushdb()
+    application = create_app({"TESTING": True, "REDIS_URL": redis_url, "TASKS_EAGER": True})
+    yield application
+    settings_mod.configure(previous)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def assert_error(resp, status, code=None):
+    body = resp.get_json()
+    assert resp.status_code == status, body
+    assert resp.is_json
+    assert body["statusCode"] == status
+    assert isinstance(body["error"], str) and isinstance(body["message"], str)
+    if code:
+        assert body["code"] == code
+    return body
+
+
+def field_keys(body) -> set[str]:
+    return {f["key"] for f in body["fields"]}
