@@ -18,6 +18,11 @@ RESOURCES = [
     "messages",
     "submit",
     "outbox",
+    "message",
+    "text",
+    "attachments",
+    "search",
+    "mailbox",
 ]
 
 log = logging.getLogger("imapapi.api")

@@ -16,7 +16,15 @@ from .app import celery
 def run_op(op: str, account: str, timeout: float | None = None, **args) -> dict:
     """Plain function behind every IMAP task: one sidecar round trip, as an envelope."""
     timeout = timeout or get_settings().command_timeout
-    return rpc.envelope(rpc.result, get_redis(), account, op, args, timeout=timeout)
+    return rpc.envelope(_result_with_stream, get_redis(), account, op, args, timeout=timeout)
+
+
+def _result_with_stream(redis, account: str, op: str, args: dict, *, timeout: float):
+    """The op's result; for streamed results (source, attachment) {**result, "stream": key}."""
+    reply = rpc.call(redis, account, op, args, timeout=timeout)
+    if reply.stream:
+        return {**(reply.result if isinstance(reply.result, dict) else {}), "stream": reply.stream}
+    return reply.result
 
 
 def _define(name: str, *, acks_late: bool):

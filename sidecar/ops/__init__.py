@@ -29,4 +29,5 @@ def op(name: str):
 def load_all() -> dict:
     """Import every op module (each registers itself) and return the registry."""
     from . import mailboxes, messages, submit  # noqa: F401
+    from . import download, mailbox, message, modify, search, upload  # noqa: F401
     return OPS

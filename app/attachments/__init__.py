@@ -1,0 +1,1 @@
+"""Package attachments: routes.py + schemas.py."""

@@ -1,0 +1,1 @@
+"""Schemas of GET /v1/account/{account}/attachment/{attachment} (binary; nothing to validate)."""

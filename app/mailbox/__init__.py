@@ -1,0 +1,1 @@
+"""Package mailbox: routes.py + schemas.py."""

@@ -1,0 +1,1 @@
+"""Package message: routes.py + schemas.py."""

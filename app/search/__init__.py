@@ -1,0 +1,1 @@
+"""Package search: routes.py + schemas.py."""

@@ -1,0 +1,1 @@
+"""Package text: routes.py + schemas.py."""

@@ -1,0 +1,109 @@
+"""Shared helpers of the message ops: resolve ids to a selected folder, flags, partial FETCH reads."""
+from __future__ import annotations
+
+import re
+
+from imapclient.exceptions import IMAPClientError
+
+from imapapi import errors, ids
+from sidecar.imap.codec import encode_mailbox, normalize_path
+
+# RFC 3501 flag: "\" atom (system flag) or a keyword atom; atom-specials are excluded.
+_FLAG = re.compile(r'^\\?[^\x00-\x20\x7f(){%*"\\\]]+$')
+READ_CHUNK = 1024 * 1024     # bytes per partial FETCH when streaming (a round trip each)
+
+
+def valid_flag(flag) -> bool:
+    return isinstance(flag, str) and len(flag) <= 128 and bool(_FLAG.match(flag))
+
+
+def check_flags(flags, field: str = "flags") -> list[str]:
+    """Reject anything that is not an IMAP flag atom (it would break or inject into the command)."""
+    flags = list(flags or [])
+    for flag in flags:
+        if not valid_flag(flag):
+            raise errors.BadRequest(f"Invalid flag {flag!r}", code="InvalidFlag",
+                                    fields=[{"key": field, "message": f"Invalid flag {flag!r}"}])
+    return flags
+
+
+def server_path(path) -> str:
+    """A path as the API user gives it (Unicode, `inbox`) -> as the server lists it."""
+    if not isinstance(path, str) or not path:
+        raise errors.BadRequest("path is required", code="InvalidInput",
+                                fields=[{"key": "path", "message": "path is required"}])
+    return normalize_path(encode_mailbox(path))
+
+
+def select(client, path: str, *, readonly: bool = True) -> dict:
+    """SELECT/EXAMINE a folder; a folder the server does not know is MailboxNotFound (404)."""
+    folder = server_path(path)
+    try:
+        return client.select_folder(folder, readonly=readonly)
+    except IMAPClientError as exc:
+        if not folder_exists(client, folder):
+            raise errors.MailboxNotFound(path=path) from None
+        raise exc
+
+
+def folder_exists(client, path: str) -> bool:
+    """LIST with the exact name (wildcards in a user's path would match other folders)."""
+    if "*" in path or "%" in path:
+        return any(name == path for _f, _d, name in client.list_folders())
+    try:
+        return bool(client.list_folders("", server_path(path)))
+    except IMAPClientError:
+        return False
+
+
+def open_message(ctx, client, message_id: str, *, readonly: bool = True) -> tuple[int, int, str]:
+    """Message/text/attachment id -> (mailbox number, uid, path) with the folder selected.
+
+    404 when the number is unknown, the folder is gone, or its UIDVALIDITY changed since the id
+    was issued (an old uid could now name another message)."""
+    mailbox_no, uid = ids.decode_message_id(message_id)
+    uid_validity, path = ctx.registry.resolve(mailbox_no)
+    try:
+        info = select(client, path, readonly=readonly)
+    except errors.MailboxNotFound:
+        raise errors.MessageNotFound() from None
+    current = info.get(b"UIDVALIDITY")
+    if current is not None and int(current) != int(uid_validity):
+        raise errors.MessageNotFound()
+    return mailbox_no, uid, path
+
+
+def fetch_one(client, uid: int, items: list) -> dict:
+    """UID FETCH one message; MessageNotFound when the uid is gone."""
+    data = client.fetch([uid], items)
+    for entry in data.values():
+        if entry.get(b"UID") == uid:
+            return entry
+    raise errors.MessageNotFound()
+
+
+def body_value(entry: dict):
+    """The BODY[...] item of a FETCH entry whatever its exact key (BODY[1]<0>, BODY[] ...)."""
+    for key, value in entry.items():
+        if isinstance(key, bytes) and key.startswith(b"BODY["):
+            return value
+    return None
+
+
+def read_section(client, uid: int, section: str, offset: int, length: int) -> bytes:
+    """BODY.PEEK[section]<offset.length>: at most `length` bytes, fewer at the end of the part."""
+    entry = fetch_one(client, uid, [f"BODY.PEEK[{section}]<{offset}.{length}>"])
+    value = body_value(entry)
+    return bytes(value) if value else b""
+
+
+def iter_section(client, uid: int, section: str, chunk: int = READ_CHUNK):
+    """Yield a section's bytes in partial FETCHes, so memory stays at one chunk whatever the size."""
+    offset = 0
+    while True:
+        data = read_section(client, uid, section, offset, chunk)
+        if data:
+            yield data
+        offset += len(data)
+        if len(data) < chunk:   # the server sends fewer bytes only at the end of the section
+            return

@@ -1,0 +1,56 @@
+"""Op messages.upload: APPEND a raw (base64) or composed message to a folder, with flags."""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from imapclient.exceptions import IMAPClientError
+
+from imapapi import errors, ids
+
+from . import op
+from .msgutil import check_flags, folder_exists, server_path
+
+_APPENDUID = re.compile(rb"APPENDUID\s+(\d+)\s+(\d+)", re.I)
+
+
+def raw_message(data: dict) -> bytes:
+    """The RFC 822 bytes: `raw` (base64) as given, else built from the structured fields."""
+    if data.get("raw") is not None:
+        try:
+            raw = base64.b64decode("".join(str(data["raw"]).split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.BadRequest("raw is not valid base64", code="InvalidInput",
+                                    fields=[{"key": "raw", "message": "Not valid base64"}]) from None
+        if not raw.strip():
+            raise errors.BadRequest("raw is empty", code="InvalidInput",
+                                    fields=[{"key": "raw", "message": "Empty message"}])
+        return raw
+    from imapapi import compose
+
+    fields = {k: v for k, v in data.items() if k not in ("path", "flags", "raw")}
+    raw, _message_id = compose.build(fields)
+    return raw
+
+
+@op("messages.upload")
+def upload(ctx, data: dict):
+    data = data or {}
+    path = server_path(data.get("path"))
+    flags = check_flags(data.get("flags"))
+    raw = raw_message(data)
+    with ctx.client() as client:
+        if not folder_exists(client, path):
+            raise errors.MailboxNotFound(path=data.get("path"))
+        try:
+            response = client.append(path, raw, flags=flags)
+        except IMAPClientError as exc:
+            raise errors.UpstreamError(str(exc), code="UploadFail") from None
+    out: dict = {"path": path}
+    match = _APPENDUID.search(response if isinstance(response, bytes) else str(response).encode())
+    if match:
+        uid_validity, uid = int(match.group(1)), int(match.group(2))
+        out.update(id=ids.encode_message_id(ctx.registry.number(uid_validity, path), uid),
+                   uid=uid, uidValidity=str(uid_validity))
+    return out
