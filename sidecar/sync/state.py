@@ -120,3 +120,13 @@ def load_account(redis, account: str) -> tuple[bool, dict]:
 def account_update(account: str, folders: dict, baselined: bool = True):
     return (account_key(account), {"baselined": "1" if baselined else "0",
                                    "folders": json.dumps(folders, sort_keys=True)}, None)
+
+
+def load_status(redis, account: str, path: str) -> dict | None:
+    """Just the counters (no index blob): enough to decide whether a folder moved."""
+    raw = redis.hmget(keys.folder_state(account, path), "uidValidity", "uidNext", "messages",
+                      "highestModseq")
+    if raw[0] is None:
+        return None
+    return {name: int(v or 0) for name, v in
+            zip(("uidValidity", "uidNext", "messages", "highestModseq"), raw)}

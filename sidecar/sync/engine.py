@@ -1,0 +1,182 @@
+"""SyncEngine: the sidecar hooks that turn IDLE/NOTIFY pushes and sweeps into committed events."""
+from __future__ import annotations
+
+import logging
+import time
+
+from imapapi import events as ev
+from imapapi import webhook_settings
+from imapapi.settings import get_settings
+from sidecar.hooks import IDLE_FOLDER, SyncHooks
+
+from . import diff, imapio, notify, state
+from .folder import FolderSync
+
+log = logging.getLogger(__name__)
+
+SPECIAL = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+RESUME_SWEEP_DELAY = 1.0   # after an API op: a sweep soon catches what it changed elsewhere
+
+
+def special_use(path: str, flags) -> str | None:
+    if path == "INBOX":
+        return "\\Inbox"
+    lowered = {str(f).lower() for f in flags or ()}
+    return next((s for s in SPECIAL if s.lower() in lowered), None)
+
+
+def _connection_error(exc) -> bool:
+    return isinstance(exc, (OSError, EOFError)) or type(exc).__name__ in ("abort", "IMAPClientAbortError")
+
+
+class Ctx:
+    """Per-connection sync context kept on the session (dropped on disconnect)."""
+
+    def __init__(self, session):
+        settings = getattr(session, "settings", None) or get_settings()
+        self.caps = {c.upper() for c in session.capabilities}
+        self.watch = notify.Watch(self.caps, settings.status_sweep)
+        self.folders: dict[str, dict] = {}     # path -> {specialUse, delimiter}
+
+
+class SyncEngine(SyncHooks):
+    """Implements sidecar.hooks.SyncHooks; every method runs with the main connection held."""
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def on_connected(self, session) -> None:
+        client, caps = session.client, {c.upper() for c in session.capabilities}
+        session.qresync_enabled = False
+        for ext in ("QRESYNC", "CONDSTORE"):
+            if ext in caps:
+                try:
+                    enabled = {imapio.text(x).upper() for x in client.enable(ext)}
+                    session.qresync_enabled = "QRESYNC" in enabled
+                    break
+                except Exception as exc:
+                    if _connection_error(exc):
+                        raise
+        ctx = session.sync_ctx = Ctx(session)
+        try:
+            ev.emit_account_event(session.redis, session.account, "authenticationSuccess",
+                                  {"user": ((session.record or {}).get("imap") or {}).get("auth", {})
+                                   .get("user")})
+        except Exception:
+            log.exception("%s: authenticationSuccess event failed", session.account)
+        self._pass(session, ctx)
+        ctx.watch.start(client)
+        session.next_tick = ctx.watch.next_due()
+
+    def resume(self, session) -> None:
+        ctx = self._ctx(session)
+        pushed = notify.pending_pushes(session.client, IDLE_FOLDER)
+        pushed.selected = True
+        self._apply(session, ctx, pushed)
+        session.next_tick = min(session.next_tick, time.time() + RESUME_SWEEP_DELAY)
+
+    def on_idle_responses(self, session, responses: list) -> None:
+        ctx = self._ctx(session)
+        pushed = notify.Pushed(IDLE_FOLDER).feed(responses)
+        if pushed:
+            self._apply(session, ctx, pushed)
+
+    def on_tick(self, session) -> None:
+        ctx = self._ctx(session)
+        self._pass(session, ctx)
+        session.next_tick = ctx.watch.next_due()
+
+    def on_disconnected(self, session) -> None:
+        session.sync_ctx = None
+
+    # -- work ----------------------------------------------------------------------------------
+    def _ctx(self, session) -> Ctx:
+        ctx = getattr(session, "sync_ctx", None)
+        if ctx is None:
+            ctx = session.sync_ctx = Ctx(session)
+        return ctx
+
+    def _syncer(self, session, ctx) -> FolderSync:
+        redis, account = session.redis, session.account
+        stored = webhook_settings.get_all(redis, ["webhookEvents", "notifyText", "notifyTextSize",
+                                                  "notifyHeaders"])
+        has_target = bool(webhook_settings.target(redis, account))
+        flt = stored.get("webhookEvents")
+        wanted = (lambda e: has_target and webhook_settings.event_allowed(flt, e["event"]))
+        return FolderSync(session, ctx.caps, wanted, stored)
+
+    def _apply(self, session, ctx, pushed: notify.Pushed) -> None:
+        """React to pushes: a LIST push means a full pass; else the named folders, then INBOX."""
+        if pushed.listing or not ctx.folders:
+            self._pass(session, ctx)
+            return
+        fs = self._syncer(session, ctx)
+        for path in sorted(pushed.folders):
+            if path in ctx.folders and path != IDLE_FOLDER:
+                self._sync_one(fs, ctx, path, silent=False)
+        # Always end on the idle folder: it re-selects it for IDLE and catches up on it.
+        self._sync_one(fs, ctx, IDLE_FOLDER, silent=False, flags_hint=pushed.flags)
+
+    def _pass(self, session, ctx) -> None:
+        """LIST (+STATUS), folder created/deleted events, then sync every folder that moved."""
+        client, redis, account = session.client, session.redis, session.account
+        fs = self._syncer(session, ctx)
+        live = imapio.list_folders(client, ctx.caps)
+        baselined, stored = state.load_account(redis, account)
+        folders = {p: {"specialUse": special_use(p, m["flags"]), "delimiter": m["delimiter"]}
+                   for p, m in live.items()}
+        created, deleted = diff.folder_changes(stored, folders)
+        events, updates = [], []
+        for path in deleted:
+            meta = stored[path]
+            st = state.load_status(redis, account, path)
+            events.append(fs.event("mailboxDeleted", path,
+                                   {"path": path, "name": _leaf(path, meta.get("delimiter")),
+                                    "specialUse": meta.get("specialUse") or False},
+                                   meta.get("specialUse"), (st or {}).get("uidValidity"), "deleted"))
+            updates.append(state.delete_for(account, path))
+        for path in created:
+            meta = folders[path]
+            uv = (live[path].get("status") or {}).get("UIDVALIDITY")
+            data = {"path": path, "name": _leaf(path, meta["delimiter"]),
+                    "specialUse": meta["specialUse"] or False}
+            if uv:
+                data["uidValidity"] = str(uv)
+            events.append(fs.event("mailboxNew", path, data, meta["specialUse"], uv, "created"))
+        if created or deleted or not baselined or folders != stored:
+            updates.append(state.account_update(account, folders, baselined=baselined))
+            fs.commit(events, updates)
+        ctx.folders = folders
+        ctx.watch.last_sweep = time.time()
+        for path in sorted(folders, key=lambda p: (p == IDLE_FOLDER, p)):
+            if path != IDLE_FOLDER:
+                st = live[path].get("status")
+                if st is None:
+                    try:
+                        st = imapio.status(client, path, ctx.caps)
+                    except Exception as exc:
+                        if _connection_error(exc):
+                            raise
+                        continue
+                if not notify.status_moved(state.load_status(redis, account, path), st):
+                    continue
+            self._sync_one(fs, ctx, path, silent=not baselined)
+        if not baselined:
+            fs.commit([], [state.account_update(account, folders, baselined=True)])
+
+    def _sync_one(self, fs: FolderSync, ctx, path: str, *, silent: bool, flags_hint=False) -> None:
+        try:
+            fs.sync(path, ctx.folders.get(path, {}).get("specialUse") or special_use(path, ()),
+                    silent_baseline=silent, flags_hint=flags_hint)
+        except ev.StaleState:
+            log.info("%s: %s state moved meanwhile; next pass redoes it", fs.account, path)
+        except Exception as exc:
+            if _connection_error(exc):
+                raise
+            if path == IDLE_FOLDER:
+                raise   # the idle folder must end up selected: let the runtime reconnect
+            log.warning("%s: sync of %r failed: %s", fs.account, path, exc)
+
+
+def _leaf(path: str, delimiter: str | None) -> str:
+    if path == "INBOX" or not delimiter:
+        return path
+    return path.rsplit(delimiter, 1)[-1]

@@ -1,0 +1,154 @@
+"""Sync one folder: SELECT, fetch what changed, diff, and commit events + state in one Lua step."""
+from __future__ import annotations
+
+import logging
+
+from imapapi import events as ev
+from imapapi import ids, keys
+from imapapi.delivery import enqueue
+
+from . import diff, imapio, state
+from .details import new_message_entries
+
+log = logging.getLogger(__name__)
+
+NEW_CHUNK = 50   # messageNew events per commit: bounded work lost on a crash, early delivery
+
+
+class FolderSync:
+    """Everything a folder sync needs from the session, without owning the connection."""
+
+    def __init__(self, session, caps: set[str], wanted, notify_settings: dict):
+        self.session = session
+        self.client = session.client
+        self.redis = session.redis
+        self.account = session.account
+        self.condstore = bool({"CONDSTORE", "QRESYNC"} & caps)
+        self.qresync = "QRESYNC" in caps and getattr(session, "qresync_enabled", False)
+        self.wanted = wanted
+        self.notify_settings = notify_settings
+
+    # -- commit --------------------------------------------------------------------------------
+    def commit(self, events: list[dict], updates: list, *, retry_stale: bool = False) -> None:
+        ids_wanted = [e["id"] for e in events if self.wanted(e)]
+        ev.append_events(self.redis, self.account, events, updates,
+                         deliver=lambda e: e["id"] in ids_wanted)
+        if events:
+            # syncTime in the account listing; never recreate a record deleted meanwhile
+            self.redis.eval("if redis.call('EXISTS', KEYS[1]) == 1 then "
+                            "redis.call('HSET', KEYS[1], 'sync', ARGV[1]) end",
+                            1, keys.account(self.account), ev.now_iso())
+        if ids_wanted:
+            try:
+                enqueue(ids_wanted)
+            except Exception as exc:   # broker hiccup: the sweeper re-enqueues after the lease
+                log.warning("%s: enqueue failed (%s); sweeper will pick it up", self.account, exc)
+
+    def event(self, name: str, path: str, data: dict, special_use, *id_parts) -> dict:
+        return ev.make_event(self.account, name, data, path=path, special_use=special_use,
+                             id_parts=id_parts)
+
+    # -- one folder ----------------------------------------------------------------------------
+    def sync(self, path: str, special_use: str | None, *, silent_baseline: bool,
+             flags_hint: bool = False) -> bool:
+        """Bring one folder's stored state up to the server; -> True if anything changed."""
+        server = imapio.select(self.client, path)
+        stored = state.load(self.redis, self.account, path)
+        plan = diff.plan(stored, server, condstore=self.condstore, flags_hint=flags_hint)
+        if plan == "none":
+            return False
+        mailbox_no = self.session.registry.number(server.uid_validity, path)
+        first_events: list[dict] = []
+        expected = stored.version if stored else None
+        base = stored
+        if plan in ("baseline", "reset"):
+            flags = {uid: f for uid, (f, _ms) in self._fetch_all(server).items()}
+            if plan == "reset":
+                first_events.append(self.event(
+                    "mailboxReset", path, {"path": path, "name": _leaf(path),
+                                           "specialUse": special_use or False,
+                                           "uidValidity": str(server.uid_validity),
+                                           "prevUidValidity": str(stored.uid_validity)},
+                    special_use, stored.uid_validity, server.uid_validity))
+            changes = diff.Changes(new=[] if (silent_baseline or plan == "reset") else sorted(flags))
+            # A reset or silent baseline records everything now; a non-silent one adds the new
+            # messages chunk by chunk below, exactly like a regular sync.
+            index = {} if changes.new else dict(flags)
+            base = state.FolderState(path=path, uid_validity=server.uid_validity,
+                                     version=(stored.version if stored else 0), index=index)
+        else:
+            if plan == "changedsince":
+                changed, gone = imapio.fetch_flags(self.client, changed_since=stored.highest_modseq,
+                                                   vanished=self.qresync)
+                changes = diff.diff_changed(stored.index, changed, gone)
+                after = len(stored.index) + len(changes.new) - len(changes.deleted)
+                if after != server.messages:
+                    # No VANISHED (or a lost one): the UID list settles which messages are gone.
+                    changes = diff.diff_changed(stored.index, changed, gone,
+                                                all_uids=imapio.uid_search_all(self.client))
+                flags = {uid: f for uid, (f, _ms) in changed.items()}
+            else:
+                full = self._fetch_all(server)
+                flags = {uid: f for uid, (f, _ms) in full.items()}
+                changes = diff.diff_full(stored.index, flags)
+            for uid in changes.deleted:
+                first_events.append(self.event(
+                    "messageDeleted", path, {"id": ids.encode_message_id(mailbox_no, uid), "uid": uid},
+                    special_use, server.uid_validity, uid))
+            for uid, added, deleted, modseq in changes.updated:
+                delta = {}
+                if added:
+                    delta["added"] = added
+                if deleted:
+                    delta["deleted"] = deleted
+                first_events.append(self.event(
+                    "messageUpdated", path, {"id": ids.encode_message_id(mailbox_no, uid), "uid": uid,
+                                             "changes": {"flags": delta}},
+                    special_use, server.uid_validity, uid, modseq or f"v{stored.version}",
+                    ",".join(added), ",".join(deleted)))
+        # The first commit: deletions/updates/reset with their index changes; status stays old
+        # until the last chunk, so a crash in between makes the next run redo the rest.
+        index = dict(base.index)
+        for uid in changes.deleted:
+            index.pop(uid, None)
+        for uid, *_ in changes.updated:
+            index[uid] = flags[uid]
+        work = state.FolderState(path=path, uid_validity=base.uid_validity,
+                                 uid_next=base.uid_next, messages=base.messages,
+                                 highest_modseq=base.highest_modseq,
+                                 version=base.version + 1, index=index)
+        chunks = [changes.new[i:i + NEW_CHUNK] for i in range(0, len(changes.new), NEW_CHUNK)]
+        if not chunks:
+            self._finish(work, server)
+            self.commit(first_events, [state.update_for(self.account, work, expected)])
+            return bool(first_events)
+        if first_events:
+            self.commit(first_events, [state.update_for(self.account, work, expected)])
+            expected, work.version = work.version, work.version + 1
+        for n, chunk in enumerate(chunks):
+            entries = new_message_entries(self.client, mailbox_no, chunk, self.notify_settings)
+            batch = []
+            for uid in chunk:
+                work.index[uid] = flags.get(uid, frozenset())
+                if uid in entries:   # gone between the two fetches: no event, it never showed
+                    batch.append(self.event("messageNew", path, entries[uid], special_use,
+                                            server.uid_validity, uid))
+            if n == len(chunks) - 1:
+                self._finish(work, server)
+            self.commit(batch, [state.update_for(self.account, work, expected)])
+            expected, work.version = work.version, work.version + 1
+        return True
+
+    @staticmethod
+    def _finish(work: state.FolderState, server: diff.ServerStatus) -> None:
+        work.uid_next, work.messages = server.uid_next, server.messages
+        work.highest_modseq = server.highest_modseq
+
+    def _fetch_all(self, server: diff.ServerStatus) -> dict:
+        if not server.messages:
+            return {}
+        return imapio.fetch_flags(self.client)[0]
+
+
+def _leaf(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1] if path != "INBOX" else "INBOX"

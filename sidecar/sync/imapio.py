@@ -1,0 +1,157 @@
+"""Raw IMAP calls imapclient lacks: UID FETCH 1:* with CHANGEDSINCE/VANISHED, NOTIFY, LIST-STATUS."""
+from __future__ import annotations
+
+import imaplib
+
+from imapclient.imap_utf7 import decode as decode_utf7
+from imapclient.response_parser import parse_fetch_response, parse_response
+
+from .diff import ServerStatus, norm_flags
+
+# imaplib refuses commands it does not know; NOTIFY is valid once authenticated (RFC 5465).
+imaplib.Commands.setdefault("NOTIFY", ("AUTH", "SELECTED"))
+
+STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "HIGHESTMODSEQ")
+
+
+def text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def folder_name(raw) -> str:
+    """A mailbox name as sent by the server (modified UTF-7) -> the path we use (unicode)."""
+    name = decode_utf7(raw) if isinstance(raw, bytes) else str(raw)
+    return "INBOX" if name.upper() == "INBOX" else name
+
+
+def select(client, path: str) -> ServerStatus:
+    info = client.select_folder(path, readonly=True)
+    return ServerStatus(uid_validity=int(info.get(b"UIDVALIDITY", 0)),
+                        uid_next=int(info.get(b"UIDNEXT", 0) or 0),
+                        messages=int(info.get(b"EXISTS", 0)),
+                        highest_modseq=int(info.get(b"HIGHESTMODSEQ", 0) or 0))
+
+
+def parse_uid_set(raw: str) -> list[int]:
+    """'1:3,7' -> [1, 2, 3, 7] (VANISHED and ESEARCH answers)."""
+    out = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if ":" in part:
+            a, b = (int(x) for x in part.split(":"))
+            out.extend(range(min(a, b), max(a, b) + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+def parse_vanished(lines) -> list[int]:
+    """untagged 'VANISHED (EARLIER) 1:3,5' payloads -> uids."""
+    out = []
+    for line in lines or ():
+        line = text(line).strip()
+        if line.upper().startswith("(EARLIER)"):
+            line = line[len("(EARLIER)"):]
+        out.extend(parse_uid_set(line))
+    return out
+
+
+def fetch_flags(client, *, changed_since: int = 0, vanished: bool = False):
+    """UID FETCH 1:* (UID FLAGS [MODSEQ]) -> ({uid: (flags, modseq)}, vanished uids).
+
+    Raw because imapclient drops answers for ids it was not given as a list."""
+    items = "(UID FLAGS)"
+    mods = None
+    if changed_since:
+        mods = f"(CHANGEDSINCE {changed_since}{' VANISHED' if vanished else ''})"
+    imap = client._imap
+    imap.untagged_responses.pop("VANISHED", None)
+    args = ["UID", "FETCH", "1:*", items] + ([mods] if mods else [])
+    tag = imap._command(*args)
+    typ, data = imap._command_complete("FETCH", tag)
+    if typ != "OK":
+        raise imaplib.IMAP4.error(f"UID FETCH failed: {data}")
+    typ, data = imap._untagged_response(typ, data, "FETCH")
+    gone = parse_vanished(imap.untagged_responses.pop("VANISHED", None))
+    parsed = parse_fetch_response([d for d in data if d is not None], False, True) if data else {}
+    out = {}
+    for uid, item in parsed.items():
+        modseq = item.get(b"MODSEQ") or (0,)
+        out[int(uid)] = (norm_flags(item.get(b"FLAGS")), int(modseq[0]))
+    return out, gone
+
+
+def uid_search_all(client) -> list[int]:
+    return sorted(int(u) for u in client.search(["ALL"]))
+
+
+def notify_set(client) -> None:
+    """Ask for STATUS/LIST pushes on every personal folder; IDLE then reports all of them."""
+    arg = ("SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange)) "
+           "(personal (MessageNew MessageExpunge FlagChange MailboxName))")
+    typ, data = client._imap._simple_command("NOTIFY", arg)
+    if typ != "OK":
+        raise imaplib.IMAP4.error(f"NOTIFY failed: {data}")
+
+
+def _status_dict(items) -> dict:
+    out = {}
+    items = list(items or ())
+    for i in range(0, len(items) - 1, 2):
+        out[text(items[i]).upper()] = int(items[i + 1])
+    return out
+
+
+def parse_status_line(line) -> tuple[str, dict] | None:
+    """b'Work (MESSAGES 3 UIDNEXT 5)' -> ("Work", {...})."""
+    try:
+        parsed = parse_response([line if isinstance(line, bytes) else line.encode()])
+    except Exception:
+        return None
+    if len(parsed) < 2:
+        return None
+    return folder_name(parsed[0]), _status_dict(parsed[1])
+
+
+def list_folders(client, caps: set[str]) -> dict[str, dict]:
+    """-> {path: {"flags": [...], "delimiter": str|None, "status": {...} or None}} (selectable only).
+
+    One round trip with LIST-STATUS; else LIST and the caller STATUSes folders itself."""
+    imap = client._imap
+    want = [i for i in STATUS_ITEMS if i != "HIGHESTMODSEQ" or "CONDSTORE" in caps]
+    statuses: dict[str, dict] = {}
+    if "LIST-STATUS" in caps:
+        imap.untagged_responses.pop("STATUS", None)
+        # RETURN replaces the default answer: ask for SPECIAL-USE flags explicitly.
+        extra = "SPECIAL-USE " if "SPECIAL-USE" in caps else ""
+        tag = imap._command("LIST", '""', '"*"', "RETURN", f"({extra}STATUS ({' '.join(want)}))")
+        typ, data = imap._command_complete("LIST", tag)
+        if typ != "OK":
+            raise imaplib.IMAP4.error(f"LIST failed: {data}")
+        typ, lines = imap._untagged_response(typ, data, "LIST")
+        for raw in imap.untagged_responses.pop("STATUS", None) or ():
+            got = parse_status_line(raw)
+            if got:
+                statuses[got[0]] = got[1]
+        rows = client._proc_folder_list(lines)
+    else:
+        rows = client.list_folders()
+    out = {}
+    for flags, delimiter, name in rows:
+        flags = [text(f) for f in flags]
+        if {"\\noselect", "\\nonexistent"} & {f.lower() for f in flags}:
+            continue
+        path = text(name)
+        if path.upper() == "INBOX":
+            path = "INBOX"
+        out[path] = {"flags": flags, "delimiter": text(delimiter) if delimiter else None,
+                     "status": statuses.get(path) if statuses else None}
+    return out
+
+
+def status(client, path: str, caps: set[str]) -> dict:
+    want = [i for i in STATUS_ITEMS if i != "HIGHESTMODSEQ" or "CONDSTORE" in caps]
+    got = client.folder_status(path, want)
+    return {text(k).upper(): int(v) for k, v in got.items()}
