@@ -170,11 +170,18 @@ def run_worker(settings: Settings) -> int:
     """A Celery worker on the default queue; threads pool because tasks wait on Redis/IMAP I/O."""
     from celery_tasks.app import celery
 
+    import logging
+
     level = {"trace": "DEBUG", "warn": "WARNING", "fatal": "CRITICAL"}.get(
         settings.log_level, settings.log_level.upper())
+    if level not in ("DEBUG",):
+        # two INFO lines per task (with the result's repr) cost latency and would log mail content
+        for name in ("celery.app.trace", "celery.worker.strategy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    events = os.environ.get("IMAPAPI_TASK_EVENTS", "1") != "0"
     celery.worker_main([
         "worker", "--pool=threads", f"--concurrency={settings.worker_concurrency}",
-        "-E",                       # task events for Flower
+        *(["-E"] if events else []),   # task events for Flower (IMAPAPI_TASK_EVENTS=0 disables)
         f"--loglevel={level}", "--without-gossip", "--without-mingle",
         f"--hostname=imapapi-{os.getpid()}@%h",
     ])
