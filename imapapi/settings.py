@@ -110,6 +110,8 @@ def _convert(option: str, kind: str, value):
             parsed.port
         except ValueError as exc:
             raise ConfigError(f"{option}: bad port in Redis URL {url!r}") from exc
+        if parsed.scheme in ("redis", "rediss") and not re.fullmatch(r"/?(\d+)?", parsed.path or ""):
+            raise ConfigError(f"{option}: bad database number in Redis URL {url!r} (expected e.g. redis://host:6379/0)")
         return url
     if kind in ("port", "posint"):
         try:
@@ -164,7 +166,7 @@ def parse_cli(argv: list[str]) -> tuple[dict, str | None, list[str]]:
 def load_settings(argv: list[str] | None = None, env: dict | None = None) -> Settings:
     """Build Settings from the layers; raises ConfigError naming the bad option."""
     env = dict(os.environ if env is None else env)
-    if env is os.environ or env.get("IMAPAPI_DOTENV", "1") != "0":
+    if env.get("IMAPAPI_DOTENV", "1") != "0":
         dotenv = Path.cwd() / ".env"
         if dotenv.is_file():
             from dotenv import dotenv_values
@@ -224,9 +226,11 @@ def get_redis():
     """One Redis client (connection pool) per process, built from the settings."""
     import redis
 
+    settings = get_settings()
+    # the socket timeout must outlast the longest blocking read (BLPOP for a reply)
     return redis.Redis.from_url(
-        get_settings().redis_url_or_default, socket_timeout=30, socket_connect_timeout=5,
-        health_check_interval=30,
+        settings.redis_url_or_default, socket_timeout=max(30.0, settings.command_timeout + 10),
+        socket_connect_timeout=5, health_check_interval=30,
     )
 
 

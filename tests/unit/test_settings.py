@@ -49,7 +49,8 @@ def test_durations(value, seconds):
 
 @pytest.mark.parametrize("argv", [
     ["--api.port=70000"], ["--api.port=0"], ["--api.port=abc"], ["--dbs.redis=notaurl"],
-    ["--dbs.redis=redis://127.0.0.1:99999/0"], ["--log.level=loud"],
+    ["--dbs.redis=redis://127.0.0.1:99999/0"], ["--dbs.redis=redis://127.0.0.1:6379/abc"],
+    ["--log.level=loud"],
     ["--service.commandTimeout=soon"], ["--no.such=1"],
 ])
 def test_bad_values_raise(argv):
