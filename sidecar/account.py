@@ -143,6 +143,8 @@ class Account:
             self._arm()
 
     def _failed(self, exc: ConnectFailure) -> None:
+        if self.stopped:
+            return
         auth = exc.state == "authenticationError"
         self._move("auth_failed" if auth else "connect_failed", exc.error)
         wait = self.backoff.next(auth=auth)

@@ -10,6 +10,11 @@ from a pool thread. Each must leave the idle folder selected; the runtime then (
     session.registry      imapapi.ids.MailboxRegistry
     session.record        the account record (dict, secrets in clear)
     session.next_tick     epoch seconds when on_tick is due next (the hooks set it)
+    session.settings      imapapi.settings.Settings of the sidecar process
+
+Clients are made by sidecar.connection.connect: `folder_encode = False` (folder paths are the
+raw modified UTF-7 strings the server lists; sidecar.imap.codec converts) and
+`normalise_times = False` (tz-aware datetimes). Hooks may add their own attributes to session.
 """
 from __future__ import annotations
 

@@ -171,6 +171,14 @@ class Supervisor:
                 except Exception:
                     pass
 
+    def _beat(self) -> None:
+        """Own thread: a long reconcile pass (10,000 accounts) must not make us look dead."""
+        while not self.stopping.wait(HEARTBEAT_EVERY):
+            try:
+                self.heartbeat()
+            except Exception as exc:
+                log.warning("heartbeat failed: %s", exc)
+
     def run(self) -> None:
         from .server import CommandServer
 
@@ -179,14 +187,12 @@ class Supervisor:
         server = CommandServer(self)
         server.start()
         threading.Thread(target=self._listen, name="account-channel", daemon=True).start()
+        threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
         log.info("sidecar %s started (pool %d)", self.sid, self.settings.sidecar_pool)
-        last_beat = last_full = 0.0
+        last_full = 0.0
         while not self.stopping.is_set():
             now = time.time()
             try:
-                if now - last_beat >= HEARTBEAT_EVERY:
-                    self.heartbeat()
-                    last_beat = now
                 if now - last_full >= RECONCILE_EVERY:
                     self.reconcile_all()
                     for acct in list(self.accounts.values()):

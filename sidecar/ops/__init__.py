@@ -11,8 +11,14 @@ runtime, not in each op.
     ctx.client()       context manager -> an IMAPClient free for this op (IDLE paused on the main
                        connection, or an extra command connection when the main one is busy);
                        the folder selected afterwards is undefined: select what you need
-    ctx.stream()       -> StreamWriter: .write(bytes) (blocks for back-pressure), .close(meta);
-                       the reply then carries the stream key
+    ctx.stream(result=None) -> StreamWriter: .write(bytes) (blocks for back-pressure), .close(meta);
+                       calling it sends the Reply at once (ok, `result`, stream key) so the API
+                       reads while the op keeps writing; raise errors BEFORE calling it to get a
+                       normal error reply (later errors become an error frame). See sidecar.context.
+    ctx.command        the wire.Command being run (id, deadline)
+
+Clients use raw folder paths (modified UTF-7 as listed, `folder_encode = False`); convert user
+input with sidecar.imap.codec.encode_mailbox / normalize_path.
 """
 from __future__ import annotations
 
