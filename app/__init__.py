@@ -23,6 +23,9 @@ RESOURCES = [
     "attachments",
     "search",
     "mailbox",
+    "settings",
+    "changes",
+    "webhooks",
 ]
 
 log = logging.getLogger("imapapi.api")

@@ -1,0 +1,1 @@
+"""Webhook dead letters: list them and re-send one."""
