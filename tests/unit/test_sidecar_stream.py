@@ -1,0 +1,97 @@
+"""Command execution and streamed replies through the real Redis (no IMAP needed)."""
+import os
+import threading
+import time
+import types
+
+import pytest
+import redis as redis_lib
+
+from imapapi import errors, keys, rpc, wire
+from sidecar.ops import OPS, op
+from sidecar.server import CommandServer
+
+DB = int(os.environ.get("IMAPAPI_TEST_REDIS_DB", "1"))
+
+
+@pytest.fixture(scope="module")
+def r():
+    client = redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{DB}")
+    client.ping()
+    return client
+
+
+@op("test.stream")
+def _stream_op(ctx, size: int, fail_after: int = -1):
+    if size < 0:
+        raise errors.MessageNotFound()
+    writer = ctx.stream({"contentType": "application/octet-stream"})
+    sent = 0
+    while sent < size:
+        if 0 <= fail_after <= sent:
+            raise errors.UpstreamError("boom")
+        chunk = bytes([sent // wire.STREAM_CHUNK % 256]) * min(wire.STREAM_CHUNK, size - sent)
+        writer.write(chunk)
+        sent += len(chunk)
+    return {"size": sent}
+
+
+@op("test.crash")
+def _crash_op(ctx):
+    raise RuntimeError("unexpected")
+
+
+def _server(r):
+    account = types.SimpleNamespace(id="acct", stopped=False,
+                                    session=types.SimpleNamespace(registry=None))
+    rt = types.SimpleNamespace(redis=r, settings=None, accounts={"acct": account}, sid="unit",
+                               stopping=threading.Event(), pool=None)
+    server = CommandServer(rt)
+    server.ops = dict(OPS)
+    return server
+
+
+def _run(server, r, name, args, account="acct"):
+    command = wire.Command(account=account, op=name, args=args, deadline=time.time() + 30)
+    thread = threading.Thread(target=server.execute, args=(command,))
+    thread.start()
+    got = r.blpop([keys.reply(command.id)], timeout=10)
+    assert got is not None
+    return command, wire.Reply.loads(got[1]), thread
+
+
+def test_stream_reply_comes_first_then_frames_with_back_pressure(r):
+    server = _server(r)
+    size = 40 * wire.STREAM_CHUNK + 123
+    command, reply, thread = _run(server, r, "test.stream", {"size": size})
+    assert reply.ok and reply.stream == keys.stream(command.id)
+    assert reply.result == {"contentType": "application/octet-stream"}
+    time.sleep(0.3)   # the op must be waiting for us, not racing ahead
+    assert r.llen(reply.stream) <= wire.STREAM_WINDOW + 1
+    data = b"".join(rpc.iter_stream(r, reply.stream, timeout=10))
+    thread.join(5)
+    assert len(data) == size and data[:1] == b"\x00" and data[-1:] == bytes([40])
+
+
+def test_error_before_stream_is_a_normal_error_reply(r):
+    _, reply, thread = _run(_server(r), r, "test.stream", {"size": -1})
+    thread.join(5)
+    assert not reply.ok and reply.error["status"] == 404 and reply.stream is None
+
+
+def test_error_after_stream_started_is_an_error_frame(r):
+    _, reply, thread = _run(_server(r), r, "test.stream",
+                            {"size": 4 * wire.STREAM_CHUNK, "fail_after": wire.STREAM_CHUNK})
+    with pytest.raises(errors.UpstreamError):
+        list(rpc.iter_stream(r, reply.stream, timeout=10))
+    thread.join(5)
+
+
+def test_unexpected_exception_is_500_json_and_unknown_account_503(r):
+    server = _server(r)
+    _, reply, _ = _run(server, r, "test.crash", {})
+    assert not reply.ok and reply.error["status"] == 500
+    _, reply, _ = _run(server, r, "test.crash", {}, account="other")
+    assert reply.error["status"] == 503 and reply.error["code"] == "IMAPUnavailable"
+    _, reply, _ = _run(server, r, "no.such.op", {})
+    assert reply.error["status"] == 400
