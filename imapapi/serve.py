@@ -15,6 +15,7 @@ log = logging.getLogger("imapapi.serve")
 
 STOP_BUDGET = 7.5        # seconds from SIGTERM to SIGKILL for the children (whole stop < 10 s)
 RESTART_BACKOFF = (1, 2, 5, 10, 30)
+MAX_QUICK_FAILURES = 5   # crashes in a row, each within a minute of starting, before serve gives up
 
 
 def _die_with_parent():
@@ -54,6 +55,8 @@ class Child:
             return
         delay = RESTART_BACKOFF[min(self.failures, len(RESTART_BACKOFF) - 1)]
         self.failures += 1
+        if self.failures > MAX_QUICK_FAILURES:
+            raise _GiveUp(f"{self.name} keeps exiting (last code {code}); giving up")
         log.error("%s exited with code %s; restarting in %ss", self.name, code, delay)
         self.proc = None
         self.restart_at = now + delay
@@ -75,6 +78,10 @@ class Child:
 
 
 class _Stop(Exception):
+    pass
+
+
+class _GiveUp(Exception):
     pass
 
 
@@ -117,7 +124,7 @@ def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
         raise _Stop(signum)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    reason = "exit"
+    reason, status = "exit", 0
     try:
         for child in children:
             child.start()
@@ -130,6 +137,9 @@ def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
                 child.poll(now)
     except _Stop as stop:
         reason = signal.Signals(stop.args[0]).name
+    except _GiveUp as exc:
+        log.error("%s", exc)
+        reason, status = "a child keeps failing", 1
     finally:
         # a second Ctrl-C during shutdown must not abort the cleanup
         for sig in previous:
@@ -141,7 +151,7 @@ def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         log.info("stopped")
-    return 0
+    return status
 
 
 def _stop_all(children: list[Child]):
