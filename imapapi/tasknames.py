@@ -6,9 +6,9 @@ Every task returns a JSON envelope: {"ok": true, "result": ...} or
 
 PREFIX = "imapapi."
 
-ACCOUNT_UPSERT = "imapapi.accounts.upsert"       # kwargs: data (account payload dict)
+ACCOUNT_UPSERT = "imapapi.accounts.upsert"       # kwargs: data (account payload dict), update=False, account=None (update: partial PUT of `account`)
 ACCOUNT_DELETE = "imapapi.accounts.delete"       # kwargs: account
-ACCOUNT_RECONNECT = "imapapi.accounts.reconnect"  # kwargs: account
+ACCOUNT_RECONNECT = "imapapi.accounts.reconnect"  # kwargs: account, reconnect=True (sets iad:{account} reconnectRequested, publishes)
 
 MAILBOXES_LIST = "imapapi.mailboxes.list"        # kwargs: account, counters=False
 MAILBOX_CREATE = "imapapi.mailboxes.create"      # kwargs: account, path (list of segments or str)
