@@ -8,6 +8,7 @@ from imapapi import events as ev
 from imapapi import webhook_settings
 from imapapi.settings import get_settings
 from sidecar.hooks import IDLE_FOLDER, SyncHooks
+from sidecar.imap import codec
 
 from . import diff, imapio, notify, state
 from .folder import FolderSync
@@ -63,7 +64,6 @@ class SyncEngine(SyncHooks):
         except Exception:
             log.exception("%s: authenticationSuccess event failed", session.account)
         self._pass(session, ctx)
-        ctx.watch.start(client)
         session.next_tick = ctx.watch.next_due()
 
     def resume(self, session) -> None:
@@ -101,7 +101,9 @@ class SyncEngine(SyncHooks):
         has_target = bool(webhook_settings.target(redis, account))
         flt = stored.get("webhookEvents")
         wanted = (lambda e: has_target and webhook_settings.event_allowed(flt, e["event"]))
-        return FolderSync(session, ctx.caps, wanted, stored)
+        fs = FolderSync(session, ctx.caps, wanted, stored)
+        fs.delimiters = {p: m.get("delimiter") for p, m in ctx.folders.items()}
+        return fs
 
     def _apply(self, session, ctx, pushed: notify.Pushed) -> None:
         """React to pushes: a LIST push means a full pass; else the named folders, then INBOX."""
@@ -161,6 +163,7 @@ class SyncEngine(SyncHooks):
             self._sync_one(fs, ctx, path, silent=not baselined)
         if not baselined:
             fs.commit([], [state.account_update(account, folders, baselined=True)])
+        ctx.watch.start(client, folders)
 
     def _sync_one(self, fs: FolderSync, ctx, path: str, *, silent: bool, flags_hint=False) -> None:
         try:
@@ -177,6 +180,4 @@ class SyncEngine(SyncHooks):
 
 
 def _leaf(path: str, delimiter: str | None) -> str:
-    if path == "INBOX" or not delimiter:
-        return path
-    return path.rsplit(delimiter, 1)[-1]
+    return "INBOX" if path == "INBOX" else codec.leaf_name(path, delimiter)

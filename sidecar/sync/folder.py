@@ -7,6 +7,8 @@ from imapapi import events as ev
 from imapapi import ids, keys
 from imapapi.delivery import enqueue
 
+from sidecar.imap import codec
+
 from . import diff, imapio, state
 from .details import new_message_entries
 
@@ -27,6 +29,7 @@ class FolderSync:
         self.qresync = "QRESYNC" in caps and getattr(session, "qresync_enabled", False)
         self.wanted = wanted
         self.notify_settings = notify_settings
+        self.delimiters: dict[str, str | None] = {}   # filled by the engine from LIST
 
     # -- commit --------------------------------------------------------------------------------
     def commit(self, events: list[dict], updates: list, *, retry_stale: bool = False) -> None:
@@ -65,7 +68,7 @@ class FolderSync:
             flags = {uid: f for uid, (f, _ms) in self._fetch_all(server).items()}
             if plan == "reset":
                 first_events.append(self.event(
-                    "mailboxReset", path, {"path": path, "name": _leaf(path),
+                    "mailboxReset", path, {"path": path, "name": _leaf(path, self.delimiters.get(path)),
                                            "specialUse": special_use or False,
                                            "uidValidity": str(server.uid_validity),
                                            "prevUidValidity": str(stored.uid_validity)},
@@ -150,5 +153,5 @@ class FolderSync:
         return imapio.fetch_flags(self.client)[0]
 
 
-def _leaf(path: str) -> str:
-    return path.replace("\\", "/").rsplit("/", 1)[-1] if path != "INBOX" else "INBOX"
+def _leaf(path: str, delimiter: str | None = None) -> str:
+    return "INBOX" if path == "INBOX" else codec.leaf_name(path, delimiter)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import imaplib
 
-from imapclient.imap_utf7 import decode as decode_utf7
 from imapclient.response_parser import parse_fetch_response, parse_response
 
 from .diff import ServerStatus, norm_flags
@@ -19,8 +18,9 @@ def text(value) -> str:
 
 
 def folder_name(raw) -> str:
-    """A mailbox name as sent by the server (modified UTF-7) -> the path we use (unicode)."""
-    name = decode_utf7(raw) if isinstance(raw, bytes) else str(raw)
+    """A mailbox name as the server sends it -> our path: the raw modified UTF-7 string, as
+    every op uses (clients run with folder_encode = False); only INBOX is case-normalized."""
+    name = text(raw)
     return "INBOX" if name.upper() == "INBOX" else name
 
 
@@ -87,13 +87,34 @@ def uid_search_all(client) -> list[int]:
     return sorted(int(u) for u in client.search(["ALL"]))
 
 
-def notify_set(client) -> None:
-    """Ask for STATUS/LIST pushes on every personal folder; IDLE then reports all of them."""
-    arg = ("SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange)) "
-           "(personal (MessageNew MessageExpunge FlagChange MailboxName))")
+NOTIFY_MAX_FOLDERS = 500
+
+
+def notifiable(path: str) -> bool:
+    """Dovecot pushes non-ASCII names as UTF-8 literals, which line-based IDLE readers cannot
+    parse; such folders (and odd names) are left to the STATUS sweep."""
+    return path != "INBOX" and "&" not in path and '"' not in path and "\\" not in path \
+        and path.isascii() and path.isprintable()
+
+
+def notify_none(client) -> None:
+    # Dovecot keeps the old filter on a second NOTIFY SET; NONE first makes the new one apply.
+    client._imap._simple_command("NOTIFY", "NONE")
+
+
+def notify_set(client, paths) -> bool:
+    """NOTIFY for the given folders (+ the selected one); -> False when no folder qualifies.
+
+    No MailboxName events: their LIST pushes may carry literals too; the sweep sees new folders."""
+    names = sorted(p for p in paths if notifiable(p))[:NOTIFY_MAX_FOLDERS]
+    arg = "SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange))"
+    if names:
+        quoted = " ".join('"%s"' % n for n in names)
+        arg += f" (mailboxes ({quoted}) (MessageNew MessageExpunge FlagChange))"
     typ, data = client._imap._simple_command("NOTIFY", arg)
     if typ != "OK":
         raise imaplib.IMAP4.error(f"NOTIFY failed: {data}")
+    return bool(names)
 
 
 def _status_dict(items) -> dict:
@@ -143,9 +164,7 @@ def list_folders(client, caps: set[str]) -> dict[str, dict]:
         flags = [text(f) for f in flags]
         if {"\\noselect", "\\nonexistent"} & {f.lower() for f in flags}:
             continue
-        path = text(name)
-        if path.upper() == "INBOX":
-            path = "INBOX"
+        path = folder_name(name)
         out[path] = {"flags": flags, "delimiter": text(delimiter) if delimiter else None,
                      "status": statuses.get(path) if statuses else None}
     return out

@@ -8,7 +8,6 @@ from . import imapio
 
 log = logging.getLogger(__name__)
 
-SAFETY_SWEEP = 300.0   # with NOTIFY, still sweep now and then: pushes lost while an op ran
 
 
 class Watch:
@@ -17,23 +16,31 @@ class Watch:
     def __init__(self, caps: set[str], sweep_every: float):
         self.caps = caps
         self.notify = False
+        self.notified: tuple = ()   # the folder set NOTIFY was last set for
         self.sweep_every = max(1.0, float(sweep_every))
         self.last_sweep = 0.0
 
-    def start(self, client) -> None:
-        """NOTIFY SET when offered; a refusal just means we sweep instead."""
+    def start(self, client, folders) -> None:
+        """(Re)issue NOTIFY when offered and the folder set changed; a refusal means sweeps."""
         if "NOTIFY" not in self.caps:
             return
+        wanted = tuple(sorted(folders))
+        if self.notify and wanted == self.notified:
+            return
         try:
-            imapio.notify_set(client)
-            self.notify = True
+            if self.notify:
+                imapio.notify_none(client)
+            imapio.notify_set(client, wanted)
+            self.notify, self.notified = True, wanted
         except Exception as exc:
             if _is_connection_error(exc):
                 raise
+            self.notify = False
             log.info("NOTIFY refused (%s): falling back to STATUS sweeps", exc)
 
     def interval(self) -> float:
-        return SAFETY_SWEEP if self.notify else self.sweep_every
+        # Even with NOTIFY: folder creation/deletion and non-ASCII folders come from the sweep.
+        return self.sweep_every
 
     def next_due(self) -> float:
         return self.last_sweep + self.interval()
