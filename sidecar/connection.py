@@ -17,6 +17,7 @@ from imapapi import errors
 
 _contexts: dict[tuple, ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
+LOGIN_TIMEOUT = 20.0
 _CODE = re.compile(r"^\s*\[([A-Z0-9-]+)[^\]]*\]\s*")
 
 
@@ -106,8 +107,10 @@ def connect(imap: dict, timeout: float) -> tuple[IMAPClient, set[str]]:
     auth = imap.get("auth") or {}
     client = None
     try:
+        # Servers slow down failed logins per IP (Dovecot: up to 15 s); a short read timeout
+        # would report a wrong password as a timeout, so the handshake gets LOGIN_TIMEOUT.
         client = IMAPClient(imap["host"], port=port, ssl=secure, ssl_context=ctx,
-                            timeout=SocketTimeout(connect=timeout, read=timeout))
+                            timeout=SocketTimeout(connect=timeout, read=max(timeout, LOGIN_TIMEOUT)))
         client.folder_encode = False    # paths stay exactly as the server lists them (ids use them)
         client.normalise_times = False  # keep the zone so dates convert to UTC correctly
         caps = client.capabilities()
@@ -117,6 +120,8 @@ def connect(imap: dict, timeout: float) -> tuple[IMAPClient, set[str]]:
         # Servers may announce more after login; imapclient caches only the pre-auth list.
         client._cached_capabilities = None
         caps = {_text(c).upper() for c in client.capabilities()}
+        client._timeout = SocketTimeout(connect=timeout, read=timeout)
+        client._set_read_timeout()
         return client, caps
     except BaseException as exc:
         if client is not None:
