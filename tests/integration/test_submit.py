@@ -304,3 +304,35 @@ def test_account_without_smtp_is_404(api, new_account):
         "from": {"address": "me@example.com"}, "to": [{"address": "x@example.com"}],
         "text": "x"}), 404, "SMTPUnavailable")
     assert "SMTP" in body["message"]
+
+
+# -- SMTP server problems -------------------------------------------------------------------------
+def test_smtp_down_is_deferred_then_cancellable(api, new_account, smtp, redis):
+    from tests.fixtures.dovecot import free_port
+
+    acc = new_account(smtp={**smtp.account_config(), "port": free_port()})  # nothing listens
+    resp = api.post(f"/v1/account/{acc.id}/submit", json={
+        "from": {"address": "me@example.com"}, "to": [{"address": "x@example.com"}],
+        "text": "x"})
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert body["state"] == "deferred"
+    item = api.get(f"/v1/outbox/{body['queueId']}").json()
+    assert item["lastError"]["transient"] is True and item["nextAttempt"]
+    assert api.delete(f"/v1/outbox/{body['queueId']}").status_code == 200
+    errors_seen = [e for e in events_of(redis, acc.id) if e["event"] == "messageDeliveryError"]
+    assert errors_seen and errors_seen[0]["data"]["queueId"] == body["queueId"]
+    time.sleep(3)   # the scheduled retry finds the item cancelled and does nothing
+    assert api.get(f"/v1/outbox/{body['queueId']}").json()["state"] == "cancelled"
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"auth": {"user": "smtp-user", "pass": "wrong"}}, "535"),
+    ({"tls": {"rejectUnauthorized": True}}, "certificate"),
+])
+def test_smtp_config_problems_fail_at_once(api, new_account, smtp, change, needle):
+    acc = new_account(smtp={**smtp.account_config(secure=True), **change})
+    body = assert_error(api.post(f"/v1/account/{acc.id}/submit", json={
+        "from": {"address": "me@example.com"}, "to": [{"address": "x@example.com"}],
+        "text": "x"}), 502, "SubmitFail")
+    assert needle in body["message"] and smtp.received == []
