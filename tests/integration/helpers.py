@@ -1,0 +1,31 @@
+"""Small helpers shared by integration tests: build RFC 5322 messages, check JSON error bodies."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from email.utils import format_datetime
+
+
+def message(subject: str, *, sender="Alice <alice@example.com>", to="Bob <bob@example.com>",
+            when: datetime | None = None, msgid: str | None = None, body="Hello",
+            cc: str | None = None, in_reply_to: str | None = None) -> bytes:
+    """Raw message bytes; header values are used as given (pass RFC 2047 words to test decoding)."""
+    when = when or datetime.now(timezone.utc)
+    lines = [f"From: {sender}", f"To: {to}"] + ([f"Cc: {cc}"] if cc else []) + [
+        f"Subject: {subject}", f"Date: {format_datetime(when)}",
+        f"Message-ID: {msgid or f'<{time.time_ns()}@test.example>'}"]
+    if in_reply_to:
+        lines.append(f"In-Reply-To: {in_reply_to}")
+    lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "", body, ""]
+    return "\r\n".join(lines).encode("utf-8")
+
+
+def assert_error(resp, status: int, code: str | None = None) -> dict:
+    """Errors are JSON {statusCode, error, message, code} carried with the HTTP status."""
+    assert resp.status_code == status, f"{resp.status_code} {resp.text[:500]}"
+    assert resp.headers.get("content-type", "").startswith("application/json"), resp.headers
+    body = resp.json()
+    assert body["statusCode"] == status and body["message"], body
+    if code:
+        assert body["code"] == code, body
+    return body
