@@ -11,7 +11,8 @@ from .msgutil import check_flags, fetch_one, folder_exists, open_message, select
 
 TRASH_NAMES = ("trash", "deleted items", "deleted messages", "deleted", "bin", "[gmail]/trash",
                "inbox.trash", "inbox/trash")
-_COPYUID = re.compile(rb"COPYUID\s+(\d+)\s+(\S+)\s+(\S+)", re.I)
+# "[COPYUID v src dst] ..." in response text, or "v src dst" as imaplib files the untagged code
+_COPYUID = re.compile(rb"(?:COPYUID\s+|^)(\d+)\s+(\S+)\s+(\S+)", re.I)
 
 
 def _copyuid(data) -> tuple[int, int] | None:
@@ -89,11 +90,12 @@ def update(ctx, message: str, flags: dict | None = None, path: str | None = None
 
 def find_trash(client) -> str | None:
     """The \\Trash special-use folder, else one with a common Trash name."""
-    folders = client.list_folders()
-    for flags, _delim, name in folders:
+    # without folder decoding imapclient gives names as bytes: paths are str everywhere else
+    folders = [(flags, to_text(name)) for flags, _d, name in client.list_folders()]
+    for flags, name in folders:
         if b"\\Trash" in flags or "\\Trash" in flags:
             return name
-    by_name = {to_text(name).lower(): name for _f, _d, name in folders}
+    by_name = {name.lower(): name for _f, name in folders}
     for candidate in TRASH_NAMES:
         if candidate in by_name:
             return by_name[candidate]

@@ -6,7 +6,7 @@ import re
 from imapclient.exceptions import IMAPClientError
 
 from imapapi import errors, ids
-from sidecar.imap.codec import encode_mailbox, normalize_path
+from sidecar.imap.codec import encode_mailbox, normalize_path, to_text
 
 # RFC 3501 flag: "\" atom (system flag) or a keyword atom; atom-specials are excluded.
 _FLAG = re.compile(r'^\\?[^\x00-\x20\x7f(){%*"\\\]]+$')
@@ -49,7 +49,7 @@ def select(client, path: str, *, readonly: bool = True) -> dict:
 def folder_exists(client, path: str) -> bool:
     """LIST with the exact name (wildcards in a user's path would match other folders)."""
     if "*" in path or "%" in path:
-        return any(name == path for _f, _d, name in client.list_folders())
+        return any(to_text(name) == path for _f, _d, name in client.list_folders())
     try:
         return bool(client.list_folders("", server_path(path)))
     except IMAPClientError:
@@ -76,10 +76,11 @@ def open_message(ctx, client, message_id: str, *, readonly: bool = True) -> tupl
 def fetch_one(client, uid: int, items: list) -> dict:
     """UID FETCH one message; MessageNotFound when the uid is gone."""
     data = client.fetch([uid], items)
-    for entry in data.values():
-        if entry.get(b"UID") == uid:
-            return entry
-    raise errors.MessageNotFound()
+    entry = data.get(uid)
+    if entry is None:
+        raise errors.MessageNotFound()
+    entry.setdefault(b"UID", uid)   # imapclient moves UID into the dict key in UID mode
+    return entry
 
 
 def body_value(entry: dict):

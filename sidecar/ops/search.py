@@ -100,6 +100,7 @@ def search(ctx, path: str, search: dict | None = None, page: int = 0, pageSize: 
         if chosen:
             mailbox_no = ctx.registry.number(int(info[b"UIDVALIDITY"]), normalize_path(path))
             data = client.fetch(chosen, listing.FETCH_ITEMS)
-            by_uid = {entry.get(b"UID"): entry for entry in data.values()}
-            messages = [listing.build_entry(mailbox_no, by_uid[uid]) for uid in chosen if uid in by_uid]
+            for uid, entry in data.items():
+                entry.setdefault(b"UID", uid)   # imapclient keys UID FETCH replies by uid
+            messages = [listing.build_entry(mailbox_no, data[uid]) for uid in chosen if uid in data]
     return {"total": len(uids), "page": page, "pages": pages, "messages": messages}
