@@ -90,10 +90,25 @@ def apply_reference(payload: dict, parent: dict, action: str) -> dict:
 
 
 # -- composition -----------------------------------------------------------------------------
-def _address(obj: dict) -> Address:
-    address = obj["address"]
+def ascii_address(address: str) -> str:
+    """IDN domain in its ASCII (punycode) form: what headers and RCPT TO can carry without
+    SMTPUTF8. A non-ASCII local part stays as is (only SMTPUTF8 can carry it)."""
     local, _, domain = address.rpartition("@")
+    if domain and not domain.isascii():
+        domain = domain.encode("idna").decode("ascii")
+    return f"{local}@{domain}" if local else address
+
+
+def _address(obj: dict) -> Address:
+    local, _, domain = ascii_address(obj["address"]).rpartition("@")
     return Address(display_name=obj.get("name") or "", username=local, domain=domain)
+
+
+def needs_smtputf8(payload: dict) -> bool:
+    return any(not ascii_address(a["address"]).isascii()
+               for field in ("from", "to", "cc", "bcc", "replyTo")
+               for a in ([payload[field]] if isinstance(payload.get(field), dict)
+                         else payload.get(field) or []))
 
 
 def _domain(payload: dict) -> str:
@@ -168,8 +183,8 @@ def build(payload: dict, *, now=None) -> tuple[bytes, str]:
     if payload.get("references"):
         msg["References"] = payload["references"]
     for name, value in (payload.get("headers") or {}).items():
-        if name.lower() in RESERVED_HEADERS or name.lower() in ("in-reply-to", "references") \
-                and payload.get("reference"):
+        if name.lower() in RESERVED_HEADERS or (
+                name.lower() in ("in-reply-to", "references") and payload.get("reference")):
             continue
         try:
             if name in msg:
@@ -182,7 +197,9 @@ def build(payload: dict, *, now=None) -> tuple[bytes, str]:
         message_id = str(msg["Message-ID"])  # a caller header replaced it: report what is sent
     _set_body(msg, payload)
     _strip_part_mime_version(msg)
-    return msg.as_bytes(policy=policy.SMTP), message_id
+    # Only a non-ASCII local part forces raw UTF-8 headers (RFC 6532); else stay 7-bit clean.
+    out_policy = policy.SMTPUTF8 if needs_smtputf8(payload) else policy.SMTP
+    return msg.as_bytes(policy=out_policy), message_id
 
 
 def _cte(content: str) -> dict:
@@ -227,9 +244,10 @@ def envelope(payload: dict) -> dict:
     rcpt: list[str] = []
     for field in ("to", "cc", "bcc"):
         for addr in payload.get(field) or []:
-            if addr["address"] not in rcpt:
-                rcpt.append(addr["address"])
-    return {"from": payload["from"]["address"], "to": rcpt}
+            address = ascii_address(addr["address"])
+            if address not in rcpt:
+                rcpt.append(address)
+    return {"from": ascii_address(payload["from"]["address"]), "to": rcpt}
 
 
 def strip_bcc(raw: bytes) -> bytes:

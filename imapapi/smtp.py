@@ -129,7 +129,10 @@ def send(config: dict, mail_from: str, rcpt_to: list[str], raw: bytes,
 
 def _transaction(client: smtplib.SMTP, mail_from: str, rcpt_to: list[str], raw: bytes) -> dict:
     options = []
-    if client.has_extn("smtputf8") and not (mail_from + "".join(rcpt_to)).isascii():
+    if not (mail_from + "".join(rcpt_to)).isascii():
+        if not client.has_extn("smtputf8"):
+            raise SMTPFailure("Non-ASCII address but the server does not support SMTPUTF8",
+                              transient=False)
         options.append("SMTPUTF8")
     if client.has_extn("8bitmime"):
         options.append("BODY=8BITMIME")

@@ -17,8 +17,8 @@ def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _select_reference(ctx, client, message: str, readonly: bool) -> int:
-    """Select the referenced message's folder -> uid; MessageNotFound when it is gone."""
+def _select_reference(ctx, client, message: str, readonly: bool) -> tuple[int, str]:
+    """Select the referenced message's folder -> (uid, path); MessageNotFound when it is gone."""
     not_found = errors.MessageNotFound("Referenced message was not found")
     mailbox_no, uid = ids.decode_message_id(message)
     try:

@@ -170,3 +170,15 @@ def test_forward_includes_original_attachments_unless_disabled():
 def test_strip_bcc_removes_folded_bcc_header():
     raw = b"From: a@example.com\r\nBcc: x@example.com,\r\n y@example.com\r\nSubject: s\r\n\r\nBcc: body\r\n"
     assert compose.strip_bcc(raw) == b"From: a@example.com\r\nSubject: s\r\n\r\nBcc: body\r\n"
+
+
+def test_idn_domain_is_punycoded_in_headers_and_envelope():
+    payload = base(text="x", to=[{"name": "Jürgen", "address": "user@bücher.de"}])
+    raw, _ = compose.build(payload)
+    assert raw.isascii() and b"<user@xn--bcher-kva.de>" in raw
+    assert compose.envelope(payload)["to"] == ["user@xn--bcher-kva.de"]
+
+
+def test_non_ascii_local_part_uses_utf8_headers():
+    raw, _ = compose.build(base(text="x", to=[{"address": "δοκιμή@example.com"}]))
+    assert "To: δοκιμή@example.com".encode() in raw
