@@ -32,9 +32,10 @@ def merge_config(stored, sent):
             out[key] = value
         else:
             out[key] = {**(stored.get(key) or {}), **value}
-    if sent.get("useAuthServer"):
+    # switching credential source drops the stored other one (sending both stays a 400)
+    if sent.get("useAuthServer") and "auth" not in sent:
         out.pop("auth", None)
-    elif "auth" in sent:
+    elif "auth" in sent and "useAuthServer" not in sent:
         out.pop("useAuthServer", None)
     return out
 
