@@ -9,6 +9,38 @@ _EXCLUDED = ["/metrics", "/health", "/docs", "/openapi.json", "/static"]
 _api_calls = None
 
 
+class ConnectionStates:
+    """imap_connections{status}: accounts per connection state, read from Redis at scrape time."""
+
+    def describe(self):
+        return []   # no Redis round trip when the collector is registered
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        from imapapi import keys
+        from imapapi.accounts import STATES
+        from imapapi.settings import get_redis
+
+        counts = dict.fromkeys(STATES, 0)
+        try:
+            redis = get_redis()
+            ids = list(redis.smembers(keys.ACCOUNTS))
+            pipe = redis.pipeline(transaction=False)
+            for account in ids:
+                pipe.hget(keys.account(account.decode()), "state")
+            for state in pipe.execute():
+                state = (state or b"init").decode()
+                counts[state] = counts.get(state, 0) + 1
+        except Exception:   # Redis down: /health reports it; metrics stay scrapeable
+            return
+        family = GaugeMetricFamily("imap_connections", "Accounts per connection state",
+                                   labels=["status"])
+        for state, count in counts.items():
+            family.add_metric([state], count)
+        yield family
+
+
 def init_app(app: Flask):
     """GunicornInternalPrometheusMetrics when PROMETHEUS_MULTIPROC_DIR is set, else a per-app
     registry (so several apps in one test process do not clash on metric names)."""
@@ -18,8 +50,22 @@ def init_app(app: Flask):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not app.testing:
         from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
-        metrics = GunicornInternalPrometheusMetrics(app, group_by="url_rule",
-                                                    excluded_paths=_EXCLUDED)
+        class MultiprocMetrics(GunicornInternalPrometheusMetrics):
+            # each scrape builds a fresh registry from the multiproc files; add the live gauge
+            def generate_metrics(self, accept_header=None, names=None):
+                from prometheus_client.exposition import choose_encoder
+
+                content, content_type = super().generate_metrics(accept_header, names)
+                live = CollectorRegistry(auto_describe=False)
+                live.register(ConnectionStates())
+                encoder, _ = choose_encoder(accept_header)
+                extra = encoder(live).decode("utf-8")
+                eof = "# EOF\n"
+                if content.endswith(eof):   # OpenMetrics: one terminator at the very end
+                    return content[:-len(eof)] + extra, content_type
+                return content + extra, content_type
+
+        metrics = MultiprocMetrics(app, group_by="url_rule", excluded_paths=_EXCLUDED)
         if _api_calls is None:
             _api_calls = Counter("api_call", "Completed /v1/ requests",
                                  ["method", "statusCode", "route"])
@@ -32,6 +78,8 @@ def init_app(app: Flask):
                                     excluded_paths=_EXCLUDED)
         counter = Counter("api_call", "Completed /v1/ requests", ["method", "statusCode", "route"],
                           registry=registry)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or app.testing:
+        metrics.registry.register(ConnectionStates())
     metrics.info("imapapi_info", "IMAP API version", version=app.config.get("API_VERSION", ""))
 
     @app.after_request

@@ -69,3 +69,4 @@ def test_docs_openapi_ui_metrics(client):
     client.get("/v1/accounts")
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'api_call_total{method="get",route="/v1/accounts",statusCode="200"}' in metrics
+    assert 'imap_connections{status="connected"} 0.0' in metrics
