@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+
+from celery import signals
 
 from imapapi import accounts, errors, events, outbox, rpc
 from imapapi import tasknames as T
@@ -143,3 +146,37 @@ def submit_reference(account: str, message: str, attachments: bool = False,
     """Look up a referenced message (threading headers, addresses, optionally attachments)."""
     return run_op("submit.reference", account, timeout=timeout, message=message,
                   attachments=attachments)
+
+
+# -- lost-task recovery -----------------------------------------------------------------------
+SWEEP_EVERY = 15.0
+_STOP = threading.Event()
+
+
+def sweep(redis) -> int:
+    """Re-enqueue outbox items no task took in time (a lost broker message, a dead worker's
+    ETA task). A duplicate is harmless: claim() hands an item to one attempt at a time."""
+    found = outbox.overdue(redis)
+    for queue_id, account in found:
+        log.info("outbox %s was not picked up in time: re-enqueued", queue_id)
+        celery.send_task(T.SUBMIT, kwargs={"account": account, "queue_id": queue_id})
+    return len(found)
+
+
+def _sweeper_loop(stop: threading.Event) -> None:
+    while not stop.wait(SWEEP_EVERY):
+        try:
+            sweep(get_redis())
+        except Exception:   # Redis briefly down: try again next round
+            log.exception("outbox sweep failed")
+
+
+@signals.worker_ready.connect
+def _start_sweeper(**_):
+    threading.Thread(target=_sweeper_loop, args=(_STOP,), name="outbox-sweeper",
+                     daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def _stop_sweeper(**_):
+    _STOP.set()

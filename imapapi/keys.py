@@ -8,6 +8,7 @@ OWNERS = "ia:owner"                       # HASH account -> sidecar id holding i
 ACCOUNTS_CHANNEL = "ia:ch:accounts"       # PUBSUB: account id whose settings changed or was deleted
 DEAD_LETTERS = "ia:webhooks:dead"         # LIST of webhook jobs that ran out of retries
 OUTBOX = "ia:outbox"                      # ZSET queue id -> created (epoch)
+OUTBOX_DUE = "ia:outbox-due"              # ZSET queue id -> when a task must have taken it
 
 
 def account(account_id: str) -> str:

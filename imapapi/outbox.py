@@ -17,6 +17,7 @@ FINAL = ("sent", "failed", "cancelled")
 SENDING_LEASE = 600        # s; a "sending" claim older than this belongs to a dead worker
 IDEMPOTENCY_TTL = 86400    # s an Idempotency-Key keeps pointing at its queue id
 RETENTION = 7 * 86400      # s a finished item stays visible in the outbox
+PICKUP_GRACE = 60          # s after its due time an untaken item counts as lost (re-enqueued)
 JSON_FIELDS = ("envelope", "reference", "lastError", "result")
 INT_FIELDS = ("attempts",)
 FLOAT_FIELDS = ("created", "sendAt", "nextAttempt", "sentAt", "updated", "leaseUntil")
@@ -26,7 +27,12 @@ def new_queue_id() -> str:
     return secrets.token_hex(8)
 
 
-# KEYS: idempotency key ('' slot unused when none), item, index. ARGV: qid, created, ttl, fields...
+# Every non-final item is also in keys.OUTBOX_DUE, scored with the time by which some task must
+# have taken it (sendAt, nextAttempt, end of the sending lease): the sweeper re-enqueues items a
+# lost Celery message left behind.
+
+# KEYS: idempotency key ('' slot unused when none), item, index, due.
+# ARGV: qid, created, ttl, due-at, fields...
 # Returns the queue id that owns the request: ours when created, the earlier one on a repeat.
 _CREATE = """
 if KEYS[1] ~= '' and ARGV[3] ~= '0' then
@@ -34,34 +40,47 @@ if KEYS[1] ~= '' and ARGV[3] ~= '0' then
   if existing then return {existing, 0} end
   redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[3]))
 end
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 return {ARGV[1], 1}
 """
 
-# KEYS: item. ARGV: now, lease. -> {'ok', attempts} or {'busy'|'gone'|<state>}
+# KEYS: item, due. ARGV: now, lease, qid.
+# -> {'ok', attempts} or {'busy'|'early'|'gone'|<state>}. 'early': a duplicate task (e.g. one the
+# sweeper re-enqueued) came before sendAt/nextAttempt; the scheduled one will do the work.
 _CLAIM = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
+local now = tonumber(ARGV[1])
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'sending' then
   local lease = tonumber(redis.call('HGET', KEYS[1], 'leaseUntil') or '0')
-  if lease > tonumber(ARGV[1]) then return {'busy'} end
-elseif state ~= 'queued' and state ~= 'deferred' then
+  if lease > now then return {'busy'} end
+elseif state == 'queued' or state == 'deferred' then
+  local field = 'nextAttempt'
+  if state == 'queued' then field = 'sendAt' end
+  local at = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+  if at and at > now + 1 then return {'early'} end
+else
   return {state}
 end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'state', 'sending', 'leaseUntil', ARGV[1] + ARGV[2], 'updated', ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'sending', 'leaseUntil', now + ARGV[2], 'updated', now)
+redis.call('ZADD', KEYS[2], now + ARGV[2], ARGV[3])
 return {'ok', attempts}
 """
 
-# KEYS: item. ARGV: from-states (comma list), to-state, retention ('0' = keep), fields...
+# KEYS: item, due. ARGV: from-states (comma list), to-state, retention ('0' = keep),
+# due-at ('' = final: leave the due index), qid, fields...
 _TRANSITION = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'gone'} end
 if not string.find(',' .. ARGV[1] .. ',', ',' .. state .. ',', 1, true) then return {state} end
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if ARGV[3] ~= '0' then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end
+if ARGV[4] == '' then redis.call('ZREM', KEYS[2], ARGV[5])
+else redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5]) end
 return {'ok'}
 """
 
@@ -112,9 +131,10 @@ def create(redis, *, account: str, raw: bytes, message_id: str, envelope: dict,
         "idempotencyKey": idempotency_key,
     }
     idem = keys.idempotency(account, idempotency_key) if idempotency_key else ""
-    qid, created = redis.eval(_CREATE, 3, idem, keys.outbox_item(queue_id), keys.OUTBOX,
-                              queue_id, now, IDEMPOTENCY_TTL if idempotency_key else 0,
-                              *_flat(fields))
+    qid, created = redis.eval(_CREATE, 4, idem, keys.outbox_item(queue_id), keys.OUTBOX,
+                              keys.OUTBOX_DUE, queue_id, now,
+                              IDEMPOTENCY_TTL if idempotency_key else 0,
+                              max(send_at or now, now) + PICKUP_GRACE, *_flat(fields))
     return (qid.decode() if isinstance(qid, bytes) else qid), bool(created)
 
 
@@ -135,16 +155,18 @@ def raw_message(redis, queue_id: str) -> bytes | None:
 def claim(redis, queue_id: str, lease: float = SENDING_LEASE) -> tuple[str, int]:
     """Take the item for one send attempt -> ("ok", attempt number) or (reason, 0) where reason
     is "gone", "busy" (another worker holds it) or the current state (sent, failed, ...)."""
-    res = redis.eval(_CLAIM, 1, keys.outbox_item(queue_id), time.time(), lease)
+    res = redis.eval(_CLAIM, 2, keys.outbox_item(queue_id), keys.OUTBOX_DUE, time.time(), lease,
+                     queue_id)
     status = res[0].decode() if isinstance(res[0], bytes) else res[0]
     return status, int(res[1]) if len(res) > 1 else 0
 
 
 def _transition(redis, queue_id: str, from_states: tuple, to_state: str, retention: int = 0,
-                **fields) -> str:
+                due_at: float | None = None, **fields) -> str:
     fields["updated"] = time.time()
-    res = redis.eval(_TRANSITION, 1, keys.outbox_item(queue_id), ",".join(from_states),
-                     to_state, retention, *_flat(fields))
+    res = redis.eval(_TRANSITION, 2, keys.outbox_item(queue_id), keys.OUTBOX_DUE,
+                     ",".join(from_states), to_state, retention,
+                     "" if due_at is None else due_at, queue_id, *_flat(fields))
     return res[0].decode() if isinstance(res[0], bytes) else res[0]
 
 
@@ -156,7 +178,8 @@ def mark_sent(redis, queue_id: str, result: dict) -> bool:
 
 
 def mark_deferred(redis, queue_id: str, error: dict, next_attempt: float) -> bool:
-    return _transition(redis, queue_id, ("sending",), "deferred", 0, lastError=error,
+    return _transition(redis, queue_id, ("sending",), "deferred", 0,
+                       due_at=next_attempt + PICKUP_GRACE, lastError=error,
                        nextAttempt=next_attempt, leaseUntil=0) == "ok"
 
 
@@ -219,6 +242,23 @@ def list_page(redis, page: int = 0, page_size: int = 20, account: str | None = N
     pages = max(1, -(-total // page_size))
     start = page * page_size
     return {"total": total, "page": page, "pages": pages, "messages": rows[start:start + page_size]}
+
+
+def overdue(redis, now: float | None = None, limit: int = 100) -> list[tuple[str, str]]:
+    """Items no task took in time -> [(queue id, account)]; each is pushed PICKUP_GRACE into the
+    future so the next sweep does not enqueue it again while its new task is on the way."""
+    now = time.time() if now is None else now
+    qids = [q.decode() for q in redis.zrangebyscore(keys.OUTBOX_DUE, "-inf", now, 0, limit)]
+    out = []
+    for qid in qids:
+        account = redis.hget(keys.outbox_item(qid), "account")
+        if account is None:
+            redis.zrem(keys.OUTBOX_DUE, qid)   # expired or deleted underneath us
+            continue
+        # XX: only while still tracked (a concurrent move to a final state removed it)
+        redis.zadd(keys.OUTBOX_DUE, {qid: now + PICKUP_GRACE}, xx=True)
+        out.append((qid, account.decode()))
+    return out
 
 
 def wait(redis, queue_id: str, timeout: float, poll: float = 0.05) -> dict | None:

@@ -59,13 +59,35 @@ def test_claim_then_sent_marker_blocks_any_resend(r):
     assert 0 < r.ttl(keys.outbox_item(qid)) <= outbox.RETENTION
 
 
-def test_deferred_is_claimable_again_and_counts_attempts(r):
+def test_deferred_is_claimable_when_due_and_counts_attempts(r):
     qid, _ = make(r)
     outbox.claim(r, qid)
-    assert outbox.mark_deferred(r, qid, {"message": "451 later", "transient": True}, time.time() + 2)
+    assert outbox.mark_deferred(r, qid, {"message": "451 later", "transient": True}, time.time() + 30)
     item = outbox.get(r, qid)
     assert item["state"] == "deferred" and item["lastError"]["message"] == "451 later"
+    assert outbox.claim(r, qid) == ("early", 0)      # a duplicate task before nextAttempt
+    r.hset(keys.outbox_item(qid), "nextAttempt", time.time())
     assert outbox.claim(r, qid) == ("ok", 2)
+
+
+def test_future_send_at_is_not_claimed_early(r):
+    qid, _ = make(r, send_at=time.time() + 3600)
+    assert outbox.claim(r, qid) == ("early", 0)
+
+
+def test_overdue_finds_items_no_task_took(r):
+    waiting, _ = make(r)
+    later, _ = make(r, send_at=time.time() + 3600)
+    done, _ = make(r)
+    outbox.claim(r, done)
+    outbox.mark_sent(r, done, {"response": "250"})
+    assert outbox.overdue(r) == []
+    soon = time.time() + outbox.PICKUP_GRACE + 1
+    assert outbox.overdue(r, now=soon) == [(waiting, "acc")]
+    assert outbox.overdue(r, now=soon) == []          # pushed out while its new task runs
+    assert r.zscore(keys.OUTBOX_DUE, done) is None
+    found = outbox.overdue(r, now=time.time() + 7200)
+    assert sorted(q for q, _ in found) == sorted([waiting, later])
 
 
 def test_expired_sending_lease_can_be_reclaimed(r):

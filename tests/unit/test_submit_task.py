@@ -73,6 +73,8 @@ def test_transient_defers_then_sends(r, smtp, item):
     assert deliver(r, "acc", item) == {"state": "deferred", "retryIn": 2.0}
     stored = outbox.get(r, item)
     assert stored["lastError"]["code"] == 451 and stored["lastError"]["transient"]
+    assert deliver(r, "acc", item) == {"state": "early"}   # not before nextAttempt
+    r.hset(keys.outbox_item(item), "nextAttempt", 0)
     assert deliver(r, "acc", item)["state"] == "sent"
     assert outbox.get(r, item)["attempts"] == 2 and len(smtp.received) == 1
     assert events(r) == ["messageDeliveryError", "messageSent"]
@@ -102,3 +104,10 @@ def test_account_without_smtp_fails(r, smtp, item):
     accounts.upsert(r, {"account": "acc"})
     assert deliver(r, "acc", item) == {"state": "failed"}
     assert "SMTP" in outbox.get(r, item)["lastError"]["message"] and smtp.attempts == 0
+
+
+def test_sweep_reenqueues_lost_items(r, item):
+    r.zadd(keys.OUTBOX_DUE, {item: 0})    # as if its task message was lost long ago
+    assert _task_module().sweep(r) == 1
+    assert r.llen("celery") == 1           # a new imapapi.submit message on the broker
+    assert _task_module().sweep(r) == 0    # not again while that one is on its way
