@@ -51,9 +51,12 @@ def transition(state: str, event: str) -> str:
 
 
 def imap_signature(record: dict | None) -> str:
-    """What a connection depends on: a change means reconnect with the new settings."""
+    """What a connection depends on: a change means reconnect with the new settings.
+
+    `reconnectRequested` is a timestamp the reconnect task writes to force a fresh login."""
     record = record or {}
-    return json.dumps([record.get("imap"), record.get("path")], sort_keys=True, default=str)
+    return json.dumps([record.get("imap"), record.get("path"), record.get("reconnectRequested")],
+                      sort_keys=True, default=str)
 
 
 class Session:

@@ -97,13 +97,13 @@ class Supervisor:
         names = sorted(mine)
         pipe = self.redis.pipeline(transaction=False)
         for account_id in names:
-            pipe.hmget(keys.account(account_id), "imap", "path")
+            pipe.hmget(keys.account(account_id), "imap", "path", "reconnectRequested")
         fields = pipe.execute()
-        for account_id, (imap, path) in zip(names, fields):
+        for account_id, (imap, path, forced) in zip(names, fields):
             acct = self.accounts.get(account_id)
             if acct is None:
                 self.reconcile_one(account_id, live)
-            elif imap is not None and acct.signature != _signature_raw(imap, path):
+            elif imap is not None and acct.signature != _signature_raw(imap, path, forced):
                 self.reconcile_one(account_id)   # missed a notification: compare and restart
         if names:
             # Re-assert ownership (repairs entries another replica removed while handing over).
@@ -240,7 +240,7 @@ class Supervisor:
         log.info("sidecar %s stopped", self.sid)
 
 
-def _signature_raw(imap: bytes, path: bytes | None) -> str:
+def _signature_raw(imap: bytes, path: bytes | None, forced: bytes | None) -> str:
     import json
 
     def load(v):
@@ -250,7 +250,8 @@ def _signature_raw(imap: bytes, path: bytes | None) -> str:
             return json.loads(v)
         except ValueError:
             return v.decode()
-    return imap_signature({"imap": load(imap), "path": path.decode() if path else None})
+    return imap_signature({"imap": load(imap), "path": path.decode() if path else None,
+                           "reconnectRequested": forced.decode() if forced else None})
 
 
 def _now_iso() -> str:
