@@ -14,5 +14,10 @@ def index():
     return render_template("imapapi_index.html", version=__version__)
 
 
+@bp.get("/favicon.ico")
+def favicon():
+    return "", 204
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
