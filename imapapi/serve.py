@@ -89,6 +89,10 @@ def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
           flower_port: int = 5555) -> int:
     from .cli import redacted
 
+    problem = _port_problem(settings.api_host, settings.api_port)
+    if problem:
+        log.error("cannot listen on %s:%d: %s", settings.api_host, settings.api_port, problem)
+        return 1
     embedded = None
     env = dict(os.environ)
     if settings.redis_url:
@@ -152,6 +156,20 @@ def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
             signal.signal(sig, handler)
         log.info("stopped")
     return status
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Fail fast (one log line) instead of letting Gunicorn crash-loop on a busy port."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def _stop_all(children: list[Child]):
