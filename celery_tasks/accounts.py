@@ -57,6 +57,8 @@ def upsert(redis, data: dict, *, update: bool = False, account: str | None = Non
             merged[name] = record[name]
     for name, value in changes.items():
         merged[name] = merge_config(merged.get(name), value) if name in ("imap", "smtp") else value
+    if isinstance(data, dict) and data.get("path") == "":
+        merged.pop("path", None)   # an explicit "" goes back to all folders, as on POST
     accounts.upsert(redis, load_account(merged))
     return {"account": account}
 

@@ -89,3 +89,11 @@ def test_reconnect_publishes(r):
     assert pubsub.get_message(timeout=2)["data"] == b"example"
     assert tasks.reconnect(r, "example", False) == {"reconnect": False}
     pubsub.close()
+
+
+def test_update_with_empty_path_goes_back_to_all_folders(r):
+    tasks.upsert(r, {**SEED, "path": "INBOX"})
+    tasks.upsert(r, {"name": "x"}, update=True, account="example")
+    assert accounts.get_record(r, "example")["path"] == "INBOX"
+    tasks.upsert(r, {"path": ""}, update=True, account="example")
+    assert "path" not in accounts.get_record(r, "example")
