@@ -75,3 +75,9 @@ def outbox_item(queue_id: str) -> str:
 def idempotency(account_id: str, key: str) -> str:
     """STRING: queue id already created for an Idempotency-Key."""
     return f"ia:idem:{account_id}:{key}"
+
+
+def pending_payload(ref: str) -> str:
+    """STRING (short TTL): an account payload handed from the API to the upsert task by id, so
+    passwords never travel in task arguments (broker messages, Flower, worker logs)."""
+    return f"ia:pending:{ref}"
