@@ -29,16 +29,17 @@ def backoff(attempt: int) -> float:
 
 
 def emit(redis, account: str, event: str, data: dict, *id_parts) -> None:
-    """Write a sending event to the account's stream (and its webhook job when wanted)."""
+    """Write a sending event to the account's stream, register its webhook job when wanted and
+    wake a webhook worker (a lost wake-up is recovered by the webhook sweeper)."""
+    from imapapi.delivery import enqueue
+    from imapapi.webhook_settings import wanted_for
+
     ev = events.make_event(account, event, data, id_parts=id_parts)
     try:
-        from imapapi.webhook_filter import wanted_for
-    except ImportError:
-        def wanted_for(_redis, _account, _event):
-            return True
-    try:
-        events.append_events(redis, account, [ev],
-                             deliver=lambda e: wanted_for(redis, account, e["event"]))
+        wanted = wanted_for(redis, account, event)
+        events.append_events(redis, account, [ev], deliver=lambda _e: wanted)
+        if wanted:
+            enqueue([ev["id"]])
     except Exception:  # an event must never turn a delivered message into a failed task
         log.exception("cannot record %s for %s", event, account)
 

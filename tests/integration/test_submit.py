@@ -336,3 +336,25 @@ def test_smtp_config_problems_fail_at_once(api, new_account, smtp, change, needl
         "from": {"address": "me@example.com"}, "to": [{"address": "x@example.com"}],
         "text": "x"}), 502, "SubmitFail")
     assert needle in body["message"] and smtp.received == []
+
+
+def test_events_reach_the_webhook_receiver(api, new_account, smtp, webhook_receiver):
+    hook = webhook_receiver.url("submit-events")
+    acc = new_account(smtp=smtp.account_config(), webhooks=hook)
+    smtp.reply_next("550 5.1.1 No such user")
+    failed = assert_error(api.post(f"/v1/account/{acc.id}/submit", json={
+        "from": {"address": "me@example.com"}, "to": [{"address": "gone@example.com"}],
+        "text": "x"}), 502, "SubmitFail")
+    ok = api.post(f"/v1/account/{acc.id}/submit", json={
+        "from": {"address": "me@example.com"}, "to": [{"address": "x@example.com"}], "text": "y"})
+    assert ok.status_code == 200, ok.text
+
+    def both(evs):
+        mine = {e["event"]: e for e in evs if e.get("account") == acc.id}
+        return mine if {"messageFailed", "messageSent"} <= set(mine) else None
+
+    got = webhook_receiver.wait_for(both, name="submit-events")
+    assert got["messageFailed"]["data"]["queueId"] == failed["queueId"]
+    assert "550" in got["messageFailed"]["data"]["error"]
+    sent = got["messageSent"]["data"]
+    assert sent["messageId"] == ok.json()["messageId"] and sent["response"].startswith("250")
