@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from imapapi import accounts, errors, keys, rpc
 from imapapi import tasknames as T
-from imapapi.schemas import AccountSchema, load_account
+from imapapi.schemas import AccountSchema, load_account, take_payload
 from imapapi.settings import get_redis
 
 from .app import celery
@@ -83,10 +83,20 @@ def reconnect(redis, account: str, reconnect: bool = True) -> dict:
 _reconnect = reconnect   # the task's kwarg is also called `reconnect`
 
 
+def _upsert_ref(redis, data, data_ref, update, account):
+    if data_ref:
+        data = take_payload(redis, data_ref)
+    return upsert(redis, data, update=update, account=account)
+
+
 @celery.task(name=T.ACCOUNT_UPSERT, acks_late=True, ignore_result=False)
-def upsert_task(data: dict, update: bool = False, account: str | None = None) -> dict:
-    """Create/replace an account (update=True: partial update of `account`). Idempotent."""
-    return rpc.envelope(upsert, get_redis(), data, update=update, account=account)
+def upsert_task(data: dict | None = None, update: bool = False, account: str | None = None,
+                data_ref: str | None = None) -> dict:
+    """Create/replace an account (update=True: partial update of `account`). Idempotent.
+
+    The API passes `data_ref` (imapapi.schemas.stash_payload) so secrets stay out of the
+    task arguments; other callers may pass `data` directly."""
+    return rpc.envelope(_upsert_ref, get_redis(), data, data_ref, update, account)
 
 
 @celery.task(name=T.ACCOUNT_DELETE, acks_late=True, ignore_result=False)

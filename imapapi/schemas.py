@@ -8,7 +8,10 @@ from datetime import datetime, timezone
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from . import keys
 from .errors import ApiError
+
+PAYLOAD_TTL = 300   # seconds a stashed payload waits for its task
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
@@ -178,3 +181,24 @@ def load_account(data: dict, *, schema: type[ma.Schema] = AccountSchema, partial
     except ma.ValidationError as exc:
         raise invalid_input(exc.messages) from None
 
+
+
+def stash_payload(redis, data: dict) -> str:
+    """Keep a validated payload in Redis briefly; -> the ref the upsert task takes it by."""
+    import json
+    import uuid
+
+    ref = uuid.uuid4().hex
+    redis.set(keys.pending_payload(ref), json.dumps(data), ex=PAYLOAD_TTL)
+    return ref
+
+
+def take_payload(redis, ref: str) -> dict:
+    """The stashed payload (read once); 400 if it expired or never existed."""
+    import json
+
+    raw = redis.getdel(keys.pending_payload(ref))
+    if raw is None:
+        raise ApiError("Account payload expired before it was processed; send it again",
+                       status=400, code="PayloadExpired")
+    return json.loads(raw)

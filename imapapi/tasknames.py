@@ -6,7 +6,7 @@ Every task returns a JSON envelope: {"ok": true, "result": ...} or
 
 PREFIX = "imapapi."
 
-ACCOUNT_UPSERT = "imapapi.accounts.upsert"       # kwargs: data (account payload dict), update=False, account=None (update: partial PUT of `account`)
+ACCOUNT_UPSERT = "imapapi.accounts.upsert"       # kwargs: data (payload dict) or data_ref (imapapi.schemas.stash_payload), update=False, account=None
 ACCOUNT_DELETE = "imapapi.accounts.delete"       # kwargs: account
 ACCOUNT_RECONNECT = "imapapi.accounts.reconnect"  # kwargs: account, reconnect=True (sets iad:{account} reconnectRequested, publishes)
 

@@ -7,6 +7,7 @@ from app.api import Blueprint
 from app.tasks import run
 from imapapi import accounts, errors
 from imapapi import tasknames as T
+from imapapi.schemas import stash_payload
 from imapapi.settings import get_redis
 
 from .schemas import (AccountCreatedSchema, AccountDeletedSchema, AccountInfoSchema,
@@ -34,7 +35,7 @@ class AccountCollection(MethodView):
         Fields left out of the payload are removed from a stored account (a POST describes the
         whole account). The owning sidecar (re)connects within a second.
         """
-        return run(T.ACCOUNT_UPSERT, data=data)
+        return run(T.ACCOUNT_UPSERT, data_ref=stash_payload(get_redis(), data))
 
 
 @blp.route("/v1/account/<account>")
@@ -55,7 +56,9 @@ class AccountItem(MethodView):
         In `imap`/`smtp`, keys not sent are kept too; an `auth` without `pass`/`accessToken`
         keeps the stored secret.
         """
-        return run(T.ACCOUNT_UPSERT, data=data, update=True, account=check_account_id(account))
+        account = check_account_id(account)
+        return run(T.ACCOUNT_UPSERT, data_ref=stash_payload(get_redis(), data), update=True,
+                   account=account)
 
     @blp.response(200, AccountDeletedSchema)
     def delete(self, account):

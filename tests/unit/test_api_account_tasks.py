@@ -97,3 +97,13 @@ def test_update_with_empty_path_goes_back_to_all_folders(r):
     assert accounts.get_record(r, "example")["path"] == "INBOX"
     tasks.upsert(r, {"path": ""}, update=True, account="example")
     assert "path" not in accounts.get_record(r, "example")
+
+
+def test_payload_by_reference_is_taken_once(r):
+    from imapapi.schemas import stash_payload
+
+    ref = stash_payload(r, SEED)
+    assert tasks.upsert_task(data_ref=ref)["result"] == {"account": "example", "state": "new"}
+    again = tasks.upsert_task(data_ref=ref)
+    assert again["error"]["status"] == 400 and again["error"]["code"] == "PayloadExpired"
+    assert not r.keys("ia:pending:*")
