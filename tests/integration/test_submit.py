@@ -101,7 +101,7 @@ def account(new_account, smtp):
 
 
 # -- the seed example: a reply ----------------------------------------------------------------
-def test_seed_reply_example(api, account, smtp):
+def test_seed_reply_example(api, account, smtp, redis):
     parent_id = "<parent-1@example.net>"
     ref = plant(account, api, "Lunch plans", msgid=parent_id, sender="Alice <alice@example.net>")
     resp = api.post(f"/v1/account/{account.id}/submit", json=seed_body(ref))
@@ -123,16 +123,7 @@ def test_seed_reply_example(api, account, smtp):
     assert "\\Answered" in flags_of(account, "INBOX", parent_id)
     [(copy, flags)] = sent_copies(account, body["messageId"])
     assert "\\Seen" in flags and copy.replace(b"\r\n", b"\n") == got.raw.replace(b"\r\n", b"\n")
-    assert [e["event"] for e in events_of(api_redis(), account.id)].count("messageSent") == 1
-
-
-def api_redis():
-    import os
-
-    import redis
-
-    db = int(os.environ.get("IMAPAPI_TEST_REDIS_DB", "13"))
-    return redis.Redis.from_url(f"redis://127.0.0.1:6379/{db}")
+    assert [e["event"] for e in events_of(redis, account.id)].count("messageSent") == 1
 
 
 def test_new_message_over_implicit_tls_bcc_is_envelope_only(api, new_account, smtp):
