@@ -106,9 +106,9 @@ def flag(ctx, message: str, flag: str):
     return {"path": path, "uid": uid, "flag": flag}
 
 
-def _sent_folder(client) -> str | None:
-    """The folder flagged \\Sent (RFC 6154), else the first of the usual names that exists."""
-    folders = client.list_folders()
+def pick_sent_folder(folders) -> str | None:
+    """From LIST results [(flags, delimiter, name)]: the folder flagged \\Sent (RFC 6154), else
+    the first of the usual names that exists (any case)."""
     for flags, _delim, name in folders:
         if b"\\Sent" in flags or "\\Sent" in [_text(f) for f in flags]:
             return _text(name)
@@ -129,7 +129,7 @@ def sent_copy(ctx, queue_id: str):
         caps = {_text(c).upper() for c in client.capabilities()}
         if "X-GM-EXT-1" in caps:
             return {"skipped": "gmail"}
-        folder = _sent_folder(client)
+        folder = pick_sent_folder(client.list_folders())
         if folder is None:
             return {"skipped": "noSentFolder"}
         resp = client.append(folder, strip_bcc(raw), flags=(b"\\Seen",))
