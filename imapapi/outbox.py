@@ -204,7 +204,8 @@ def set_fields(redis, queue_id: str, **fields) -> None:
 def public(item: dict) -> dict:
     """What the outbox API shows for an item (no raw message, envelope included)."""
     out = {k: item.get(k) for k in ("queueId", "account", "messageId", "state", "attempts",
-                                    "envelope", "response", "lastError", "reference")}
+                                    "envelope", "response", "lastError", "reference",
+                                    "copyPath", "copyError", "flagError")}
     for name in ("created", "sendAt", "nextAttempt", "sentAt"):
         if item.get(name):
             out[name] = _iso(item[name])

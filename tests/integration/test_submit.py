@@ -349,3 +349,17 @@ def test_events_reach_the_webhook_receiver(api, new_account, smtp, webhook_recei
     assert "550" in got["messageFailed"]["data"]["error"]
     sent = got["messageSent"]["data"]
     assert sent["messageId"] == ok.json()["messageId"] and sent["response"].startswith("250")
+
+
+def test_sending_does_not_need_the_imap_connection(api, new_account, smtp):
+    acc = new_account(smtp=smtp.account_config(), api_password="wrong",
+                      wait="authenticationError")
+    resp = api.post(f"/v1/account/{acc.id}/submit", json={
+        "from": {"address": "me@example.com"}, "to": [{"address": "x@example.com"}],
+        "text": "IMAP is down, SMTP is not"})
+    assert resp.status_code == 200, resp.text
+    assert len(smtp.wait_for(1)) == 1
+    item = api.get(f"/v1/outbox/{resp.json()['queueId']}").json()
+    assert item["state"] == "sent" and "authenticated" in item["copyError"]
+    # a reply needs the referenced message, so it does need IMAP
+    assert_error(api.post(f"/v1/account/{acc.id}/submit", json=seed_body("AAAAAQAAAAE")), 503)
