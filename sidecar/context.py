@@ -77,23 +77,28 @@ class OpContext:
         self.registry = account.session.registry
         self.command = command
         self.writer: StreamWriter | None = None
+        self._main = None     # main connection borrowed by this op (lock held) until finish()
         self._acct = account
         self._send_reply = send_reply
 
     @contextmanager
     def client(self):
-        """An IMAPClient for this op: the main connection with IDLE paused, else an extra one."""
+        """An IMAPClient for this op: the main connection with IDLE paused, else an extra one.
+
+        The main connection stays with the op until `finish()` (called by the runtime after
+        the reply is sent), so resuming IDLE never delays the reply and a second
+        `ctx.client()` in the same op gets the same connection back."""
         acct = self._acct
-        main = acct.borrow_main(MAIN_WAIT)
+        main = self._main or acct.borrow_main(MAIN_WAIT)
         if main is not None:
-            failure = None
+            self._main = main
             try:
                 yield main
             except BaseException as exc:
-                failure = exc
+                if is_connection_error(exc):
+                    self._main = None
+                    acct.release_main(exc)
                 raise
-            finally:
-                acct.release_main(failure)
             return
         extra = acct.extras.acquire(self.settings.command_timeout)
         broken = False
@@ -104,6 +109,12 @@ class OpContext:
             raise
         finally:
             acct.extras.release(extra, broken)
+
+    def finish(self) -> None:
+        """After the reply went out: give the main connection back (resume folder, IDLE)."""
+        if self._main is not None:
+            self._main = None
+            self._acct.release_main(None)
 
     def stream(self, result=None) -> StreamWriter:
         """Start a streamed result: the Reply (with `result` and the stream key) goes out now."""

@@ -85,3 +85,6 @@ class CommandServer:
                     self.send(wire.Reply(id=command.id, ok=False, error=err.to_dict()))
             except Exception:
                 log.exception("could not send the reply for %s", command.id)
+        finally:
+            if ctx is not None:
+                ctx.finish()
