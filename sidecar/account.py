@@ -7,7 +7,7 @@ import random
 import threading
 import time
 
-from imapapi import accounts, errors
+from imapapi import accounts, errors, events
 from imapapi.ids import MailboxRegistry
 
 from . import idle
@@ -97,8 +97,11 @@ class Account:
         if self.stopped:
             return   # a job that finished after stop() must not touch state
         self.state = transition(self.state, event)
-        if self.state in PERSISTED and not self.stopped:
-            accounts.set_state(self.rt.redis, self.id, self.state, error)
+        if self.state in PERSISTED:
+            try:
+                accounts.set_state(self.rt.redis, self.id, self.state, error)
+            except Exception as exc:   # Redis down: keep running, the next transition writes again
+                log.warning("%s: could not store state %s: %s", self.id, self.state, exc)
 
     @property
     def connected(self) -> bool:
@@ -143,6 +146,7 @@ class Account:
                 return
             self.backoff.reset()
             self._move("ok")
+            self.error_event = None   # the next failure is news again
             self._arm()
 
     def _failed(self, exc: ConnectFailure) -> None:
@@ -150,9 +154,22 @@ class Account:
             return
         auth = exc.state == "authenticationError"
         self._move("auth_failed" if auth else "connect_failed", exc.error)
+        self._error_event(exc)
         wait = self.backoff.next(auth=auth)
         log.info("%s: %s (%s), retry in %.0fs", self.id, exc.state, exc.error["response"], wait)
         self.rt.reactor.arm(self, None, time.time() + wait)
+
+    def _error_event(self, exc: ConnectFailure) -> None:
+        """authenticationError/connectError webhook + feed event, once per distinct error until
+        the next successful login (retries with backoff must not flood the receiver)."""
+        key = (exc.state, exc.error.get("response"))
+        if key == getattr(self, "error_event", None):
+            return
+        self.error_event = key
+        try:
+            events.emit_account_event(self.rt.redis, self.id, exc.state, exc.error)
+        except Exception:
+            log.exception("%s: %s event not recorded", self.id, exc.state)
 
     def _dropped(self, exc: BaseException | None) -> None:
         """Main connection broken (lock held): state disconnected, reconnect soon."""
