@@ -158,15 +158,28 @@ def estimate_size(payload: dict) -> int:
 
 
 def build(payload: dict, *, now=None) -> tuple[bytes, str]:
-    """-> (raw RFC 5322 bytes with CRLF, Message-ID header value). Bcc is never written."""
-    msg = EmailMessage(policy=policy.default)
+    """-> (raw RFC 5322 bytes with CRLF, Message-ID header value). Bcc is never written.
+
+    Input the email package refuses (e.g. a line break in a header value) is a 400, not a 500.
+    """
     try:
-        msg["From"] = _address(payload["from"])
-        for field, header in (("to", "To"), ("cc", "Cc")):
-            if payload.get(field):
-                msg[header] = [_address(a) for a in payload[field]]
-    except (ValueError, IndexError, KeyError) as exc:
-        raise bad("from", f"Invalid address: {exc}") from None
+        return _build(payload, now)
+    except BadRequest:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise bad("_schema", f"Can not build the message: {exc}") from None
+
+
+def _build(payload: dict, now) -> tuple[bytes, str]:
+    msg = EmailMessage(policy=policy.default)
+    for field, header in (("from", "From"), ("to", "To"), ("cc", "Cc")):
+        value = payload.get(field)
+        if not value:
+            continue
+        try:
+            msg[header] = _address(value) if isinstance(value, dict) else [_address(a) for a in value]
+        except (ValueError, IndexError, KeyError, TypeError) as exc:
+            raise bad(field, f"Invalid address: {exc}") from None
     if payload.get("subject"):
         msg["Subject"] = payload["subject"]
     msg["Date"] = format_datetime(now or localtime())

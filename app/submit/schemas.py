@@ -24,6 +24,12 @@ def _email(value: str):
         raise ma.ValidationError(f"Invalid email address: {exc}") from None
 
 
+def _single_line(value: str):
+    # a CR/LF in a header value would end the header: refuse instead of letting it through
+    if "\r" in value or "\n" in value:
+        raise ma.ValidationError("Must not contain line breaks")
+
+
 def _base64(value: str):
     try:
         base64.b64decode("".join(value.split()), validate=True)
@@ -32,7 +38,7 @@ def _base64(value: str):
 
 
 class AddressSchema(Strict):
-    name = fields.String(validate=validate.Length(max=256), allow_none=True)
+    name = fields.String(validate=[validate.Length(max=256), _single_line], allow_none=True)
     address = fields.String(required=True, validate=[validate.Length(max=512), _email])
 
 
@@ -53,12 +59,12 @@ class ReferenceSchema(Strict):
 
 
 class AttachmentSchema(Strict):
-    filename = fields.String(validate=validate.Length(max=256))
+    filename = fields.String(validate=[validate.Length(max=256), _single_line])
     content = fields.String(required=True, validate=_base64,
                             metadata={"description": "File content, base64"})
-    contentType = fields.String(validate=validate.Length(max=256))
+    contentType = fields.String(validate=[validate.Length(max=256), _single_line])
     contentDisposition = fields.String(validate=validate.OneOf(["inline", "attachment"]))
-    cid = fields.String(validate=validate.Length(max=256),
+    cid = fields.String(validate=[validate.Length(max=256), _single_line],
                         metadata={"description": "Content-ID for inline images (src=\"cid:...\")"})
     encoding = fields.String(validate=validate.OneOf(["base64"]))
 
@@ -78,11 +84,11 @@ class SubmitSchema(Strict):
     cc = fields.List(fields.Nested(AddressSchema))
     bcc = fields.List(fields.Nested(AddressSchema),
                       metadata={"description": "Envelope only: never written into the message"})
-    subject = fields.String(validate=validate.Length(max=1024))
+    subject = fields.String(validate=[validate.Length(max=1024), _single_line])
     text = fields.String()
     html = fields.String()
     attachments = fields.List(fields.Nested(AttachmentSchema))
-    messageId = fields.String(validate=validate.Length(max=998),
+    messageId = fields.String(validate=[validate.Length(max=998), _single_line],
                               metadata={"description": "Message-ID to use (default: generated)"})
     headers = fields.Dict(keys=fields.String(), values=fields.Raw(), validate=_headers)
     copy = fields.Boolean(load_default=True,

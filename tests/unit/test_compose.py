@@ -182,3 +182,14 @@ def test_idn_domain_is_punycoded_in_headers_and_envelope():
 def test_non_ascii_local_part_uses_utf8_headers():
     raw, _ = compose.build(base(text="x", to=[{"address": "δοκιμή@example.com"}]))
     assert "To: δοκιμή@example.com".encode() in raw
+
+
+@pytest.mark.parametrize("patch, key", [
+    ({"to": [{"name": "Evil\r\nBcc: x@evil.com", "address": "b@example.com"}]}, "to"),
+    ({"subject": "Hi\r\nBcc: x@evil.com"}, "_schema"),
+    ({"attachments": [{"filename": "a\r\nBcc: x@evil.com", "content": "aGk="}]}, "_schema"),
+])
+def test_line_breaks_in_header_values_are_400_not_injection(patch, key):
+    with pytest.raises(BadRequest) as info:
+        compose.build(base(text="x", **patch))
+    assert info.value.extra["fields"][0]["key"] == key
