@@ -114,12 +114,7 @@ def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(
         os.path.abspath(settings.state_dir), f"prometheus-{settings.api_port}"))
     base = [sys.executable, "-m", "imapapi.cli"]
-    worker_env = dict(env)
-    if not flower:
-        # task events cost ~1 ms per task and only Flower reads them
-        worker_env.setdefault("IMAPAPI_TASK_EVENTS", "0")
-    children = [Child("worker", base + ["worker"] + option_args, worker_env)]
-    children += [Child(name, base + [name] + option_args, env) for name in ("sidecar", "api")]
+    children = [Child(name, base + [name] + option_args, env) for name in ("worker", "sidecar", "api")]
     if flower:
         children.append(Child("flower", base + ["flower", f"--flower.port={flower_port}"]
                               + option_args, env))
