@@ -1,7 +1,12 @@
 """Streamed ops messages.source (raw RFC 822) and messages.attachment (decoded part), chunk by chunk."""
 from __future__ import annotations
 
-from imapapi import errors, ids
+import queue
+import threading
+import time
+
+from imapapi import errors, ids, wire
+from sidecar.context import STALL_LIMIT
 from sidecar.imap import bodystructure
 from sidecar.imap.textdecode import TransferDecoder
 
@@ -9,6 +14,74 @@ from . import op
 from .msgutil import fetch_one, iter_section, open_message
 
 NOT_FOUND = "Requested file not found"
+
+
+class Pump:
+    """Writes chunks to the stream from a second thread, so reading the next chunk from IMAP
+    overlaps with pushing the previous one to Redis (done in turn they cost ~40 % throughput).
+    The bounded queue keeps the back-pressure: put() blocks while the reader is behind."""
+
+    def __init__(self, writer, depth: int = 2):
+        self.writer = writer
+        self.sent = 0
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._thread = threading.Thread(target=self._run, name="stream-pump", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self._wait_room()
+                    self.writer.write(item)
+                    self.sent += len(item)
+                except BaseException as exc:   # re-raised in the op's thread by put()/finish()
+                    self.error = exc
+
+    def _wait_room(self) -> None:
+        """Poll the window finely: StreamWriter backs off up to 100 ms when it is full, and the
+        reader can drain the whole window in less, which leaves the download idle."""
+        key, redis = self.writer.key, self.writer.redis
+        deadline = time.monotonic() + STALL_LIMIT
+        while redis.llen(key) > wire.STREAM_WINDOW - 4 and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    def put(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        if data:
+            self._queue.put(data)
+
+    def finish(self) -> int:
+        """Wait until everything queued is written; -> bytes sent."""
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.sent
+
+    def abort(self) -> None:
+        self.error = self.error or RuntimeError("aborted")
+        self._queue.put(None)
+        self._thread.join()
+
+
+def pump_section(writer, client, uid: int, section: str, decoder=None) -> int:
+    """Stream one section (decoded when a TransferDecoder is given) -> bytes sent."""
+    pump = Pump(writer)
+    try:
+        for chunk in iter_section(client, uid, section):
+            pump.put(decoder.feed(chunk) if decoder else chunk)
+        if decoder:
+            pump.put(decoder.finish())
+    except BaseException:
+        pump.abort()
+        raise
+    return pump.finish()
 
 
 @op("messages.source")
@@ -21,10 +94,7 @@ def source(ctx, message: str):
         except errors.NotFound:
             raise errors.MessageNotFound(NOT_FOUND) from None
         writer = ctx.stream({"size": size, "contentType": "message/rfc822"})
-        sent = 0
-        for chunk in iter_section(client, uid, ""):
-            writer.write(chunk)
-            sent += len(chunk)
+        sent = pump_section(writer, client, uid, "")
     return {"size": sent}
 
 
@@ -50,15 +120,6 @@ def attachment(ctx, attachment: str):
             content_type += f"; charset={part.charset}"
         writer = ctx.stream({"contentType": content_type, "filename": part.filename or None,
                              "encodedSize": part.size, "encoding": part.encoding})
-        decoder = TransferDecoder(part.encoding)
-        sent = 0
-        for chunk in iter_section(client, uid, number):
-            data = decoder.feed(chunk)
-            if data:
-                writer.write(data)
-                sent += len(data)
-        tail = decoder.finish()
-        if tail:
-            writer.write(tail)
-            sent += len(tail)
+        sent = pump_section(writer, client, uid, number, TransferDecoder(part.encoding))
     return {"size": sent}
+
