@@ -39,7 +39,7 @@ def content_disposition(filename: str | None, kind: str = "attachment") -> str:
         return kind
     fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
     fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in fallback)
-    fallback = fallback.strip() or "attachment"
+    fallback = " ".join(fallback.split()) or "attachment"
     value = f'{kind}; filename="{fallback}"'
     if fallback != filename:
         value += "; filename*=UTF-8''" + quote(filename, safe="!#$&+-.^_`|~")

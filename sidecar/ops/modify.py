@@ -12,7 +12,7 @@ from .msgutil import check_flags, fetch_one, folder_exists, open_message, select
 TRASH_NAMES = ("trash", "deleted items", "deleted messages", "deleted", "bin", "[gmail]/trash",
                "inbox.trash", "inbox/trash")
 # "[COPYUID v src dst] ..." in response text, or "v src dst" as imaplib files the untagged code
-_COPYUID = re.compile(rb"(?:COPYUID\s+|^)(\d+)\s+(\S+)\s+(\S+)", re.I)
+_COPYUID = re.compile(rb"(?:COPYUID\s+|^)(\d+)\s+([\d:,]+)\s+([\d:,]+)", re.I)
 
 
 def _copyuid(data) -> tuple[int, int] | None:

@@ -344,3 +344,44 @@ def test_big_attachment_source_and_listing_meanwhile(api, new_account):
     assert timings and timings[0] < 3.0, timings
     received.extend(chunks)
     assert b"".join(received) == sample.raw
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        return []
+
+
+def test_50mb_source_streams_with_flat_memory(api, new_account, stack):
+    acc = new_account()
+    sample = corpus.big_attachment(size=38 * 1024 * 1024, seed=50)   # ~50 MB once base64'd
+    plant(acc, [sample])
+    entry = entries(api, acc)[0]
+    pids = [stack.procs["sidecar"].pid] + children(stack.procs["api"].pid)
+    baseline = {pid: rss_mb(pid) for pid in pids}
+    peak = dict(baseline)
+    resp = api.get(f"/v1/account/{acc.id}/message/{entry['id']}/source", stream=True)
+    assert resp.status_code == 200
+    received, offset = 0, 0
+    for chunk in resp.iter_content(1024 * 1024):
+        assert chunk == sample.raw[offset:offset + len(chunk)]
+        offset += len(chunk)
+        received += len(chunk)
+        for pid in pids:
+            peak[pid] = max(peak[pid], rss_mb(pid))
+    assert received == len(sample.raw) > 50_000_000
+    growth = {pid: peak[pid] - baseline[pid] for pid in pids}
+    # a buffered download would grow one process by >= 50 MB; streaming stays at a few chunks
+    assert max(growth.values()) < 30, growth
