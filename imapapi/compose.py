@@ -166,7 +166,7 @@ def build(payload: dict, *, now=None) -> tuple[bytes, str]:
         return _build(payload, now)
     except BadRequest:
         raise
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, IndexError) as exc:   # IndexError: email's parser on "<>"
         raise bad("_schema", f"Can not build the message: {exc}") from None
 
 

@@ -13,6 +13,7 @@ from marshmallow import fields, validate
 from imapapi.schemas import Strict
 
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+_MSGID = re.compile(r"^<?[^<>\s@]+@[^<>\s@]+>?$")
 # RFC 5322 field name: printable ASCII except colon.
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")
 
@@ -88,7 +89,8 @@ class SubmitSchema(Strict):
     text = fields.String()
     html = fields.String()
     attachments = fields.List(fields.Nested(AttachmentSchema))
-    messageId = fields.String(validate=[validate.Length(max=998), _single_line],
+    messageId = fields.String(validate=[validate.Length(max=998), validate.Regexp(
+        _MSGID, error="Must look like <id@domain>")],
                               metadata={"description": "Message-ID to use (default: generated)"})
     headers = fields.Dict(keys=fields.String(), values=fields.Raw(), validate=_headers)
     copy = fields.Boolean(load_default=True,

@@ -273,6 +273,7 @@ def test_copy_false_skips_sent_folder(api, account, smtp):
     ({"reference": {"message": "!!", "action": "reply"}}, "reference.message"),
     ({"bogus": 1}, "bogus"),
     ({"subject": "a\r\nBcc: x@evil.example"}, "subject"),
+    ({"messageId": "<>"}, "messageId"),
     ({"cc": [{"name": "x\nBcc: y", "address": "c@example.com"}]}, "cc.0.name"),
 ])
 def test_bad_input_is_400_naming_the_field(api, account, smtp, patch, key):
