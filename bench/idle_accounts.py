@@ -27,11 +27,22 @@ from imapapi import accounts, keys  # noqa: E402
 from tests.fixtures.dovecot import Dovecot  # noqa: E402
 
 
+# The sidecar with the no-op hooks, to tell the runtime's cost from the sync engine's.
+NO_SYNC = ("import sidecar.hooks as h; h.load_hooks = h.SyncHooks; "
+           "from imapapi.settings import load_settings; from sidecar.main import run; "
+           "run(load_settings([]))")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def count_states(r, ids) -> dict:
@@ -58,6 +69,8 @@ def main() -> int:
     ap.add_argument("--secure", action="store_true", help="implicit TLS instead of STARTTLS")
     ap.add_argument("--pool", type=int, default=32)
     ap.add_argument("--timeout", type=float, default=180)
+    ap.add_argument("--no-sync", action="store_true",
+                    help="runtime alone: no-op SyncHooks instead of the change-detection engine")
     args = ap.parse_args()
 
     url = f"redis://127.0.0.1:6379/{args.db}"
@@ -68,18 +81,18 @@ def main() -> int:
     sidecar = None
     try:
         ids = [f"bench{i:05d}" for i in range(args.accounts)]
-        for i, account_id in enumerate(ids):
-            dovecot._users[f"user{i}"] = f"pw{i}"          # one passwd write, not N
-        dovecot._write_passwd()
-        time.sleep(1.1)   # Dovecot re-reads the passwd-file at most once per second
+        for i in range(len(ids)):
+            dovecot.add_user(f"user{i}", f"pw{i}")
         for i, account_id in enumerate(ids):
             accounts.upsert(r, dovecot.account_payload(account_id, f"user{i}", f"pw{i}",
                                                        secure=args.secure))
         env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "warn", "SIDECAR_POOL": str(args.pool),
                "COMMAND_TIMEOUT": "30s", "IMAPAPI_DOTENV": "0"}
         t0 = time.time()
-        sidecar = subprocess.Popen([sys.executable, "-m", "sidecar"], cwd=str(ROOT), env=env,
-                                   preexec_fn=raise_nofile)
+        cmd = [sys.executable, "-m", "sidecar"]
+        if args.no_sync:
+            cmd = [sys.executable, "-c", NO_SYNC]
+        sidecar = subprocess.Popen(cmd, cwd=str(ROOT), env=env, preexec_fn=raise_nofile)
         states, peak, elapsed = {}, 0.0, None
         while time.time() - t0 < args.timeout:
             time.sleep(0.25)
@@ -90,6 +103,7 @@ def main() -> int:
             states = count_states(r, ids)
             if states.get("connected", 0) == len(ids):
                 elapsed = time.time() - t0
+                connect_cpu = cpu_seconds(sidecar.pid)
                 break
         if elapsed is None:
             print(f"NOT all connected after {args.timeout:.0f}s: {states}")
@@ -97,18 +111,19 @@ def main() -> int:
         time.sleep(5)     # steady state: nothing should be running while everyone IDLEs
         steady = rss_mb(sidecar.pid)
         threads = len(os.listdir(f"/proc/{sidecar.pid}/task"))
-        cpu = sum(int(x) for x in Path(f"/proc/{sidecar.pid}/stat").read_text().split()[13:15])
+        cpu = cpu_seconds(sidecar.pid)
         time.sleep(5)
-        cpu_idle = (sum(int(x) for x in Path(f"/proc/{sidecar.pid}/stat").read_text()
-                        .split()[13:15]) - cpu) / os.sysconf("SC_CLK_TCK") / 5 * 100
+        cpu_idle = (cpu_seconds(sidecar.pid) - cpu) / 5 * 100
         t1 = time.time()
         sidecar.send_signal(signal.SIGTERM)
         sidecar.wait(30)
         stop_s = time.time() - t1
         owners_left = r.hlen(keys.OWNERS)
-        mode = "implicit TLS" if args.secure else "STARTTLS"
+        mode = ("implicit TLS" if args.secure else "STARTTLS") + (
+            ", no sync engine" if args.no_sync else "")
         print(f"accounts: {len(ids)} ({mode}), sidecar pool {args.pool}")
-        print(f"time until all connected: {elapsed:.1f} s (target <= 60 s)")
+        print(f"time until all connected: {elapsed:.1f} s (target <= 60 s); sidecar CPU used: "
+              f"{connect_cpu:.1f} s; machine load average: {os.getloadavg()[0]:.1f}")
         print(f"sidecar RSS: {steady:.1f} MB steady, {peak:.1f} MB peak (target <= 150 MB)")
         print(f"sidecar threads while idle: {threads}; CPU while idle: {cpu_idle:.1f} %")
         print(f"SIGTERM -> exit: {stop_s:.1f} s (LOGOUT of all), owner entries left: {owners_left}")
