@@ -45,11 +45,7 @@ def seed_body(message_id: str) -> dict:
 
 def plant(acc, api, subject: str, **kw) -> str:
     """Put a message in INBOX directly, return its API id."""
-    raw = message(subject, **kw)
-    extra = kw.pop("extra_headers", None)
-    if extra:
-        raw = extra.encode() + raw
-    acc.append(raw)
+    acc.append(message(subject, **kw))
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         resp = api.get(f"/v1/account/{acc.id}/messages", params={"path": "INBOX"})
@@ -165,7 +161,7 @@ def test_forward_sets_forwarded_and_carries_attachments(api, account, smtp):
            "Content-Disposition: attachment; filename=report.pdf\r\n"
            "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n--XX--\r\n").encode()
     account.append(raw)
-    ref = plant(account, api, "marker", msgid="<marker@example.net>")  # wait for the listing
+    plant(account, api, "marker", msgid="<marker@example.net>")   # appended after: wait for it
     listing = api.get(f"/v1/account/{account.id}/messages", params={"path": "INBOX"}).json()
     ref = next(m["id"] for m in listing["messages"] if m.get("subject") == "Report")
     resp = api.post(f"/v1/account/{account.id}/submit", json={
