@@ -7,7 +7,7 @@ from imapapi import errors, ids
 from sidecar.imap.codec import to_text
 
 from . import op
-from .msgutil import check_flags, fetch_one, folder_exists, open_message, select, server_path
+from .msgutil import check_flags, fetch_one, folder_exists, open_message, server_path
 
 TRASH_NAMES = ("trash", "deleted items", "deleted messages", "deleted", "bin", "[gmail]/trash",
                "inbox.trash", "inbox/trash")
@@ -116,7 +116,5 @@ def delete(ctx, message: str, force: bool = False):
         out = {"destination": trash}
         if "id" in moved:
             out["messageId"] = moved["id"]
-        return {"deleted": False, "moved": out}
+        return {"moved": out}
 
-
-__all__ = ["update", "delete", "move_uid", "find_trash", "select"]
