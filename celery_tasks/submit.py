@@ -104,6 +104,10 @@ def _failed_attempt(redis, account, item, attempt, exc: SMTPFailure, max_attempt
     return {"state": "failed"}
 
 
+def _reason(exc: Exception) -> str:
+    return exc.message if isinstance(exc, errors.ApiError) else f"{type(exc).__name__}: {exc}"
+
+
 def after_sent(redis, item: dict) -> None:
     """IMAP follow-ups once the server accepted: flag the referenced message, file the Sent copy.
     Each is best effort (the mail is out) and recorded so a re-run does not repeat it."""
@@ -116,18 +120,18 @@ def after_sent(redis, item: dict) -> None:
             rpc.result(redis, account, "submit.flag", {"message": ref["message"], "flag": flag},
                        timeout=timeout)
             outbox.set_fields(redis, queue_id, flagged=True)
-        except errors.ApiError as exc:
-            log.warning("submit %s: cannot flag reference: %s", queue_id, exc.message)
-            outbox.set_fields(redis, queue_id, flagError=exc.message)
+        except Exception as exc:   # best effort: the message is out whatever happens here
+            log.warning("submit %s: cannot flag reference: %s", queue_id, _reason(exc))
+            outbox.set_fields(redis, queue_id, flagError=_reason(exc))
     if item.get("copy", True) and not item.get("copied"):
         try:
             res = rpc.result(redis, account, "submit.sentcopy", {"queue_id": queue_id},
                              timeout=timeout)
             outbox.set_fields(redis, queue_id, copied=True,
                               copyPath=res.get("path") or res.get("skipped") or "")
-        except errors.ApiError as exc:
-            log.warning("submit %s: cannot store Sent copy: %s", queue_id, exc.message)
-            outbox.set_fields(redis, queue_id, copyError=exc.message)
+        except Exception as exc:
+            log.warning("submit %s: cannot store Sent copy: %s", queue_id, _reason(exc))
+            outbox.set_fields(redis, queue_id, copyError=_reason(exc))
     outbox.set_fields(redis, queue_id, finished=True)
 
 
