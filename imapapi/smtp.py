@@ -1,6 +1,7 @@
 """Deliver one raw message over SMTP (smtplib): implicit TLS, STARTTLS or plain; failures classified."""
 from __future__ import annotations
 
+import functools
 import smtplib
 import socket
 import ssl
@@ -19,6 +20,14 @@ class SMTPFailure(Exception):
 
     def to_dict(self) -> dict:
         return {"message": self.message, "transient": self.transient, "code": self.code}
+
+
+@functools.lru_cache(maxsize=1)
+def ehlo_name() -> str:
+    """This host's name for EHLO, looked up once: getfqdn() may wait on reverse DNS."""
+    name = socket.getfqdn()
+    # RFC 5321 wants a domain or an address literal; a bare host name is often refused.
+    return name if "." in name else "[127.0.0.1]"
 
 
 def tls_context(config: dict) -> ssl.SSLContext:
@@ -44,7 +53,7 @@ def connect(config: dict, timeout: float = DEFAULT_TIMEOUT) -> smtplib.SMTP:
     host = config.get("host") or "127.0.0.1"
     secure = bool(config.get("secure"))
     port = int(config.get("port") or (465 if secure else 587))
-    local_hostname = config.get("name") or None
+    local_hostname = config.get("name") or ehlo_name()
     ctx = tls_context(config)
     if secure:
         client = smtplib.SMTP_SSL(host, port, local_hostname=local_hostname, timeout=timeout,
