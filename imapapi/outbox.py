@@ -18,6 +18,14 @@ SENDING_LEASE = 600        # s; a "sending" claim older than this belongs to a d
 IDEMPOTENCY_TTL = 86400    # s an Idempotency-Key keeps pointing at its queue id
 RETENTION = 7 * 86400      # s a finished item stays visible in the outbox
 PICKUP_GRACE = 60          # s after its due time an untaken item counts as lost (re-enqueued)
+# Celery ETA tasks wait unacked in worker memory and the Redis broker redelivers them after its
+# visibility timeout; sends further ahead than this get no task: the sweeper starts them on time.
+ETA_MAX = 300
+
+
+def by_sweeper(send_at: float | None, now: float | None = None) -> bool:
+    """True when a scheduled send is left to the sweeper instead of a Celery ETA task."""
+    return bool(send_at) and send_at - (time.time() if now is None else now) > ETA_MAX
 JSON_FIELDS = ("envelope", "reference", "lastError", "result")
 INT_FIELDS = ("attempts",)
 FLOAT_FIELDS = ("created", "sendAt", "nextAttempt", "sentAt", "updated", "leaseUntil")
@@ -134,7 +142,8 @@ def create(redis, *, account: str, raw: bytes, message_id: str, envelope: dict,
     qid, created = redis.eval(_CREATE, 4, idem, keys.outbox_item(queue_id), keys.OUTBOX,
                               keys.OUTBOX_DUE, queue_id, now,
                               IDEMPOTENCY_TTL if idempotency_key else 0,
-                              max(send_at or now, now) + PICKUP_GRACE, *_flat(fields))
+                              send_at if by_sweeper(send_at, now)
+                              else max(send_at or now, now) + PICKUP_GRACE, *_flat(fields))
     return (qid.decode() if isinstance(qid, bytes) else qid), bool(created)
 
 

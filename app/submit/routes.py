@@ -138,6 +138,6 @@ class Submit(MethodView):
             envelope=compose.envelope(payload),
             reference={"message": ref["message"], "action": ref["action"]} if ref else None,
             copy=data.get("copy", True), send_at=send_at, idempotency_key=idem)
-        if created:
+        if created and not outbox.by_sweeper(send_at):
             _enqueue(account, queue_id, send_at)
         return respond(queue_id, settings.command_timeout)

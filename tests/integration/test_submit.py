@@ -362,3 +362,18 @@ def test_sending_does_not_need_the_imap_connection(api, new_account, smtp):
     assert item["state"] == "sent" and "authenticated" in item["copyError"]
     # a reply needs the referenced message, so it does need IMAP
     assert_error(api.post(f"/v1/account/{acc.id}/submit", json=seed_body("AAAAAQAAAAE")), 503)
+
+
+def test_send_at_soon_is_sent_at_that_time(api, account, smtp):
+    from datetime import datetime, timedelta, timezone
+
+    when = datetime.now(timezone.utc) + timedelta(seconds=3)
+    resp = api.post(f"/v1/account/{account.id}/submit", json={
+        "from": {"address": "me@example.com"}, "to": [{"address": "x@example.com"}],
+        "text": "scheduled", "sendAt": when.isoformat()})
+    assert resp.status_code == 202 and resp.json()["state"] == "queued", resp.text
+    assert smtp.received == []
+    [got] = smtp.wait_for(1, timeout=30)
+    assert time.time() >= when.timestamp() - 0.5
+    assert got.message()["Message-ID"] == resp.json()["messageId"]
+    assert wait_state(api, resp.json()["queueId"], ("sent",))["attempts"] == 1

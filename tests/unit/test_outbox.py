@@ -136,3 +136,14 @@ def test_wait_returns_on_state_change(r):
     assert time.monotonic() - start >= 0.2
     outbox.mark_sent(r, qid, {"response": "250"})
     assert outbox.wait(r, qid, timeout=5)["state"] == "sent"
+
+
+def test_far_scheduled_sends_are_due_exactly_at_send_at(r):
+    soon, _ = make(r, send_at=time.time() + 60)
+    far_at = time.time() + 3600
+    far, _ = make(r, send_at=far_at)
+    assert not outbox.by_sweeper(time.time() + 60) and outbox.by_sweeper(far_at)
+    assert r.zscore(keys.OUTBOX_DUE, far) == pytest.approx(far_at)
+    assert outbox.overdue(r, now=far_at - 1) == [(soon, "acc")]   # soon's ETA task was lost
+    assert outbox.overdue(r, now=far_at + 0.01) == [(far, "acc")]
+    assert outbox.claim(r, far)[0] == "early"                      # a task before its time idles
