@@ -88,6 +88,7 @@ class Account:
         self.idling = False
         self.idle_since = 0.0
         self.stopped = False
+        self.connect_queued = False
         self.backoff = Backoff()
         self.session = Session(account_id, rt.redis, rt.settings)
         self.extras = ExtraPool(self)
@@ -112,9 +113,12 @@ class Account:
         if self.stopped:
             return
         self._move("start")
-        self.rt.ramp(self._connect_job)
+        if not self.connect_queued:   # one queued setup is enough: it reloads the record
+            self.connect_queued = True
+            self.rt.ramp(self._connect_job)
 
     def _connect_job(self) -> None:
+        self.connect_queued = False
         with self.lock:
             if self.stopped:
                 return
@@ -147,7 +151,10 @@ class Account:
             self.backoff.reset()
             self._move("ok")
             self.error_event = None   # the next failure is news again
-            self._arm()
+            try:
+                self._arm()
+            except Exception as exc:   # e.g. the server refused IDLE: start over
+                self._dropped(exc)
 
     def _failed(self, exc: ConnectFailure) -> None:
         if self.stopped:
