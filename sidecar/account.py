@@ -120,41 +120,50 @@ class Account:
     def _connect_job(self) -> None:
         self.connect_queued = False
         with self.lock:
-            if self.stopped:
-                return
-            self.rt.reactor.disarm(self)
+            try:
+                self._connect_locked()
+            except Exception as exc:   # Redis error, hook bug...: never leave the account stuck
+                log.exception("%s: connection setup failed", self.id)
+                self._close_main(logout=False)
+                if self.state == "connecting":
+                    self._failed(ConnectFailure("connectError", str(exc) or type(exc).__name__))
+
+    def _connect_locked(self) -> None:
+        if self.stopped:
+            return
+        self.rt.reactor.disarm(self)
+        self._close_main()
+        if self.state != "connecting":
+            self._move("start")
+        record = accounts.get_record(self.rt.redis, self.id)
+        if record is None:
+            return   # deleted meanwhile; the supervisor stops us
+        self.record = record
+        self.session.record = record
+        try:
+            client, caps = connect(record.get("imap"), self.rt.settings.command_timeout)
+        except ConnectFailure as exc:
+            self._failed(exc)
+            return
+        self.client = client
+        self.session.client, self.session.capabilities = client, caps
+        try:
+            self.rt.hooks.on_connected(self.session)
+        except Exception as exc:
+            log.warning("%s: setup after login failed: %s", self.id, exc)
             self._close_main()
-            if self.state != "connecting":
-                self._move("start")
-            record = accounts.get_record(self.rt.redis, self.id)
-            if record is None:
-                return   # deleted meanwhile; the supervisor stops us
-            self.record = record
-            self.session.record = record
-            try:
-                client, caps = connect(record.get("imap"), self.rt.settings.command_timeout)
-            except ConnectFailure as exc:
-                self._failed(exc)
-                return
-            self.client = client
-            self.session.client, self.session.capabilities = client, caps
-            try:
-                self.rt.hooks.on_connected(self.session)
-            except Exception as exc:
-                log.warning("%s: setup after login failed: %s", self.id, exc)
-                self._close_main()
-                self._failed(ConnectFailure("connectError", str(exc) or type(exc).__name__, None))
-                return
-            if self.stopped:
-                self._close_main()
-                return
-            self.backoff.reset()
-            self._move("ok")
-            self.error_event = None   # the next failure is news again
-            try:
-                self._arm()
-            except Exception as exc:   # e.g. the server refused IDLE: start over
-                self._dropped(exc)
+            self._failed(ConnectFailure("connectError", str(exc) or type(exc).__name__, None))
+            return
+        if self.stopped:
+            self._close_main()
+            return
+        self.backoff.reset()
+        self._move("ok")
+        self.error_event = None   # the next failure is news again
+        try:
+            self._arm()
+        except Exception as exc:   # e.g. the server refused IDLE: start over
+            self._dropped(exc)
 
     def _failed(self, exc: ConnectFailure) -> None:
         if self.stopped:
