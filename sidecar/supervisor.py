@@ -182,7 +182,15 @@ class Supervisor:
     def run(self) -> None:
         from .server import CommandServer
 
-        self.heartbeat()
+        while not self.stopping.is_set():   # a container may start before Redis is up
+            try:
+                self.heartbeat()
+                break
+            except Exception as exc:
+                log.warning("Redis not reachable (%s); retrying", exc)
+                self.stopping.wait(2)
+        if self.stopping.is_set():
+            return
         self.reactor.start()
         server = CommandServer(self)
         server.start()
