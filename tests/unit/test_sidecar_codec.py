@@ -74,3 +74,11 @@ def test_iso_dates():
 def test_message_id_trimmed():
     assert codec.message_id(b"  <a@b>  ") == "<a@b>"
     assert codec.message_id(None) is None
+
+
+@pytest.mark.parametrize("header", [b"Mon, 1 Jan 2020 10:00:00 +9999",
+                                    b"Tue, 31 Dec 9999 23:59:59 -1200"])
+def test_dates_that_cannot_be_converted_give_none_not_an_error(header):
+    from imapclient.datetime_util import parse_to_datetime
+
+    assert codec.iso(parse_to_datetime(header, normalise=False)) is None
