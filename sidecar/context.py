@@ -30,22 +30,25 @@ class StreamWriter:
         self.key = keys.stream(command_id)
         self.closed = False
         self.frames = 0
+        self.backlog = 0
 
     def _push(self, frame: bytes) -> None:
         pipe = self.redis.pipeline(transaction=False)
         pipe.rpush(self.key, frame)
         pipe.expire(self.key, wire.STREAM_TTL)
-        pipe.execute()
+        self.backlog = pipe.execute()[0]   # RPUSH answers the list length: no extra LLEN
         self.frames += 1
 
     def _wait_window(self) -> None:
-        waited, pause = 0.0, 0.005
-        while self.redis.llen(self.key) > wire.STREAM_WINDOW:
-            if waited >= STALL_LIMIT:
-                raise StreamAborted()
+        waited, pause = 0.0, 0.001
+        while self.backlog > wire.STREAM_WINDOW:
+            # Short pauses: a fast reader drains the window in milliseconds.
             time.sleep(pause)
             waited += pause
-            pause = min(pause * 2, 0.1)
+            pause = min(pause * 2, 0.02)
+            self.backlog = self.redis.llen(self.key)
+            if waited >= STALL_LIMIT and self.backlog > wire.STREAM_WINDOW:
+                raise StreamAborted()
 
     def write(self, data: bytes) -> None:
         """Queue bytes as data frames (STREAM_CHUNK each); blocks while the reader is behind."""
