@@ -10,7 +10,7 @@ from sidecar.imap.codec import encode_mailbox, normalize_path, to_text
 
 # RFC 3501 flag: "\" atom (system flag) or a keyword atom; atom-specials are excluded.
 _FLAG = re.compile(r'^\\?[^\x00-\x20\x7f(){%*"\\\]]+$')
-READ_CHUNK = 1024 * 1024   # bytes per partial FETCH when streaming (a round trip each)
+READ_CHUNK = 2 * 1024 * 1024   # bytes per partial FETCH when streaming (a round trip each)
 
 
 def valid_flag(flag) -> bool:
