@@ -9,7 +9,7 @@ from sidecar.imap.codec import addresses, decode_words, to_text
 from sidecar.imap.textdecode import TextDecoder, encoded_budget, unflow, utf8_cut
 
 from . import op
-from .msgutil import fetch_one, open_message, read_section
+from .msgutil import body_value, fetch_one, open_message, read_section
 
 TEXT_TYPES = ("plain", "html", "*")
 MAX_BYTES = 1024 ** 3
@@ -84,9 +84,10 @@ def read_text_part(client, uid: int, part: bodystructure.Part, max_bytes: int) -
             want = encoded_budget(part.encoding, max_bytes - produced + 1)
             data = read_section(client, uid, part.number, offset, want)
         else:
-            data = read_section(client, uid, part.number, 0, max(part.size, 0) + 1) if part.size \
-                else b""
-            want = len(data) + 1   # one FETCH of the whole part: no cap requested
+            # no cap: the whole part in one FETCH (BODYSTRUCTURE sizes are not trusted as limits)
+            value = body_value(fetch_one(client, uid, [f"BODY.PEEK[{part.number}]"]))
+            data = bytes(value) if value else b""
+            want = len(data) + 1
         offset += len(data)
         text = decoder.feed(data)
         pieces.append(text)
