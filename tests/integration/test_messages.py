@@ -385,3 +385,20 @@ def test_50mb_source_streams_with_flat_memory(api, new_account, stack):
     growth = {pid: peak[pid] - baseline[pid] for pid in pids}
     # a buffered download would grow one process by >= 50 MB; streaming stays at a few chunks
     assert max(growth.values()) < 30, growth
+
+
+def test_search_non_ascii_in_decoded_headers_and_bodies(api, corpus_account):
+    acc, items = corpus_account
+    url = f"/v1/account/{acc.id}/search"
+
+    def found(criteria):
+        resp = api.post(url, params={"path": "INBOX"}, json={"search": criteria})
+        assert resp.status_code == 200, resp.text
+        return {m["messageId"] for m in resp.json()["messages"]}
+
+    assert found({"subject": "Grüße"}) == {items["plain_latin1"][0].message_id}
+    assert found({"body": "Жёлтый"}) == {items["alternative"][0].message_id}
+    # text search reaches the windows-1251 quoted-printable body through the server's decoding
+    assert items["cyrillic_1251"][0].message_id in found({"text": "кодировке"})
+    entry = items["nested_mixed"][1]
+    assert found({"header": {"Message-ID": entry["messageId"]}}) == {entry["messageId"]}
