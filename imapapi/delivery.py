@@ -102,6 +102,18 @@ def _finish(redis, event_id: str, *, sent: bool) -> None:
     pipe.execute()
 
 
+# Per-receiver slots: ZSET slot -> start time. Slots older than the POST timeout are from a killed
+# worker and are dropped, so a crash never leaves a receiver blocked.
+_ACQUIRE = """
+local now, ttl, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+if redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('EXPIRE', KEYS[1], math.ceil(ttl) + 60)
+return 1
+"""
+
+
 def deliver_event(redis, event_id: str, *, now: float | None = None) -> tuple[str, float]:
     """Plain function behind the task -> (outcome, countdown for a retry)."""
     raw = redis.hget(JOBS, event_id)
@@ -125,18 +137,15 @@ def deliver_event(redis, event_id: str, *, now: float | None = None) -> tuple[st
         return "dropped", 0.0
     busy = busy_key(url)
     timeout = get_settings().webhook_timeout
-    pipe = redis.pipeline(transaction=True)
-    pipe.incr(busy)
-    pipe.expire(busy, int(timeout) + 10)     # a killed worker can't hold a slot forever
-    if pipe.execute()[0] > PER_TARGET:
-        redis.decr(busy)
+    slot = f"{event_id}:{time.time_ns()}"
+    if not redis.eval(_ACQUIRE, 1, busy, slot, time.time(), timeout + 5, PER_TARGET):
         redis.zadd(DUE, {event_id: time.time() + BUSY_DELAY + DELIVERY_LEASE})
         return "busy", BUSY_DELAY
     try:
         body = json.dumps(event, separators=(",", ":")).encode()
         error = post(url, body, event_id, webhook_settings.secret(redis), timeout)
     finally:
-        redis.decr(busy)
+        redis.zrem(busy, slot)
     now = now or time.time()
     if error is None:
         _finish(redis, event_id, sent=True)

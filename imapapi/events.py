@@ -20,7 +20,7 @@ EVENT_TYPES = [
 ]
 STREAM_MAXLEN = 10000          # approximate cap per account (XADD MAXLEN ~)
 # Seconds a job may sit "enqueued" before the sweeper assumes its task was lost and re-enqueues.
-DELIVERY_LEASE = 60.0
+DELIVERY_LEASE = 20.0
 
 # Webhook job bookkeeping (one place; the webhook worker and the sweeper use the same keys).
 JOBS = "ia:wh:jobs"            # HASH event id -> JSON {account, stream, event}
@@ -137,7 +137,15 @@ def emit_account_event(redis, account: str, event: str, data: dict | None = None
     data = dict(data or {})
     ev = make_event(account, event, data, id_parts=(int(time.time()), json.dumps(data, sort_keys=True)))
     from .webhook_settings import wanted_for
-    append_events(redis, account, [ev], deliver=lambda e: wanted_for(redis, account, e["event"]))
+
+    wanted = wanted_for(redis, account, event)
+    append_events(redis, account, [ev], deliver=lambda e: wanted)
+    if wanted:
+        from .delivery import enqueue   # lazy: delivery imports this module
+        try:
+            enqueue([ev["id"]])
+        except Exception:   # broker down: the sweeper enqueues it once the lease passes
+            pass
     return ev
 
 

@@ -172,3 +172,13 @@ def test_hung_receiver_does_not_delay_others(hooked, webhook_receiver):
     fast.imap().append("INBOX", message("fast one"))
     webhook_receiver.wait_for(lambda ev: "fast one" in subjects(ev), 15, fast_name)
     assert time.time() - t0 < 10
+
+
+def test_authentication_error_event(new_account, webhook_receiver, api):
+    name = f"r{time.time_ns()}"
+    acc = new_account(wait="authenticationError", api_password="wrong-password",
+                      webhooks=webhook_receiver.url(name))
+    got = webhook_receiver.wait_for(lambda ev: by_event(ev, "authenticationError"), 20, name)
+    assert got[0]["account"] == acc.id and "path" not in got[0]
+    feed = api.get(f"/v1/account/{acc.id}/changes").json()
+    assert [e["event"] for e in feed["events"]].count("authenticationError") == 1

@@ -143,3 +143,15 @@ def test_split_auth():
     url, auth = wh.split_auth("http://user:pw@127.0.0.1:8080/x?y=1")
     assert url == "http://127.0.0.1:8080/x?y=1" and auth.startswith("Basic ")
     assert wh.split_auth("http://127.0.0.1/x") == ("http://127.0.0.1/x", None)
+
+
+def test_receiver_slots_limit_and_expire(r, webhook_receiver, monkeypatch):
+    e = _job(r, webhook_receiver, "slots")
+    key = wh.busy_key(webhook_receiver.url("slots"))
+    # four slots held by a worker that was killed mid-POST ...
+    r.zadd(key, {f"dead{i}": time.time() for i in range(wh.PER_TARGET)})
+    assert wh.deliver_event(r, e["id"]) == ("busy", wh.BUSY_DELAY)
+    # ... are released once they are older than the POST timeout
+    r.zadd(key, {f"dead{i}": time.time() - 60 for i in range(wh.PER_TARGET)})
+    assert wh.deliver_event(r, e["id"])[0] == "sent"
+    assert r.zcard(key) == 0

@@ -1,0 +1,144 @@
+"""Benchmark: APPEND-to-webhook-POST latency (INBOX via IDLE, another folder via NOTIFY) and the
+Redis memory of the sync state of a 100,000-message folder.
+
+    .venv/bin/python bench/webhook_latency.py [--count 50] [--db 6] [--messages 100000]
+
+Starts its own Dovecot, the real stack (worker, sidecar, API) on a flushed Redis DB and a local
+HTTP receiver; appends with a plain IMAP client one message at a time and measures from just
+before APPEND to the receiver getting the messageNew POST.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis as redis_lib  # noqa: E402
+import requests  # noqa: E402
+
+from imapapi import events, keys  # noqa: E402
+from sidecar.sync import state  # noqa: E402
+from tests.fixtures.dovecot import Dovecot  # noqa: E402
+from tests.fixtures.stack import Stack  # noqa: E402
+from tests.fixtures.webhooks import Receiver  # noqa: E402
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def measure(client, receiver, name, folder, count, timeout=30.0):
+    out = []
+    for i in range(count):
+        subject = f"bench {folder} {i} {time.time_ns()}"
+        raw = f"From: a@example.com\r\nTo: b@example.com\r\nSubject: {subject}\r\n\r\nbody\r\n"
+        t0 = time.time()
+        client.append(folder, raw.encode())
+        deadline = t0 + timeout
+        while time.time() < deadline:
+            hit = [r for r in receiver.received(name)
+                   if (r["json"] or {}).get("data", {}).get("subject") == subject]
+            if hit:
+                out.append(hit[0]["at"] - t0)
+                break
+            time.sleep(0.005)
+        else:
+            print(f"  {folder}: message {i} not delivered within {timeout}s", flush=True)
+    return out
+
+
+def idle_floor(dovecot, count: int = 20) -> list[float]:
+    """The server's own delay: APPEND by one client until a bare IDLE client hears EXISTS
+    (Dovecot coalesces mailbox change notifications for about 0.5 s)."""
+    watcher = dovecot.client("bench", "benchpw")
+    writer = dovecot.client("bench", "benchpw")
+    watcher.select_folder("Trash", readonly=True)
+    out = []
+    for _ in range(count):
+        watcher.idle()
+        t0 = time.time()
+        writer.append("Trash", b"Subject: floor\r\n\r\nx")
+        if watcher.idle_check(5):
+            out.append(time.time() - t0)
+        watcher.idle_done()
+    watcher.logout()
+    writer.logout()
+    return out
+
+
+def state_memory(r, messages: int) -> tuple[int, int]:
+    """Build a realistic folder state directly and store it the way the engine does."""
+    rng = random.Random(7)
+    index, uid = {}, 0
+    for _ in range(messages):
+        uid += rng.choice((1, 1, 1, 2, 5))
+        flags = set()
+        if rng.random() < 0.85:
+            flags.add("\\Seen")
+        if rng.random() < 0.04:
+            flags.add("\\Flagged")
+        if rng.random() < 0.1:
+            flags.add("\\Answered")
+        if rng.random() < 0.02:
+            flags.add("$Label%d" % rng.randint(1, 5))
+        index[uid] = frozenset(flags)
+    st = state.FolderState(path="Big", uid_validity=1, uid_next=uid + 1, messages=messages,
+                           highest_modseq=messages * 2, version=1, index=index)
+    events.append_events(r, "bench-state", [], [state.update_for("bench-state", st, None)])
+    key = keys.folder_state("bench-state", "Big")
+    return r.memory_usage(key, samples=0), len(state.pack_index(index))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=50)
+    ap.add_argument("--db", type=int, default=6)
+    ap.add_argument("--messages", type=int, default=100000)
+    args = ap.parse_args()
+    url = f"redis://127.0.0.1:6379/{args.db}"
+    r = redis_lib.Redis.from_url(url)
+    r.flushdb()
+    tmp = Path(tempfile.mkdtemp(prefix="imapapi-bench-wh-"))
+    tmp.chmod(0o755)   # Dovecot's unprivileged processes must enter it
+    dovecot = Dovecot(tmp / "dovecot").start()
+    stack = Stack(url, log_dir=tmp / "logs")
+    receiver = Receiver().start()
+    try:
+        stack.start()
+        dovecot.add_user("bench", "benchpw")
+        payload = dovecot.account_payload("bench", "bench", "benchpw",
+                                          webhooks=receiver.url("bench"))
+        assert requests.post(f"{stack.api_url}/v1/account", json=payload, timeout=10).ok
+        stack.wait_state("bench", "connected", timeout=60)
+        time.sleep(2.0)     # let the first pass (baseline, NOTIFY SET) finish
+        client = dovecot.client("bench", "benchpw")
+        for folder, label in (("INBOX", "INBOX (IDLE)"), ("Archive", "Archive (NOTIFY)")):
+            lat = measure(client, receiver, "bench", folder, args.count)
+            if lat:
+                print(f"{label:18s} n={len(lat):3d}  p50={statistics.median(lat) * 1000:7.1f} ms  "
+                      f"p95={pct(lat, 95) * 1000:7.1f} ms  max={max(lat) * 1000:7.1f} ms", flush=True)
+        floor = idle_floor(dovecot)
+        print(f"{'server IDLE floor':18s} n={len(floor):3d}  p50={statistics.median(floor) * 1000:7.1f} ms"
+              f"  (bare IMAPClient IDLE, no IMAP API involved)", flush=True)
+        mem, blob = state_memory(r, args.messages)
+        print(f"sync state for {args.messages} messages: Redis MEMORY USAGE {mem / 1024:.1f} KiB "
+              f"(index blob {blob / 1024:.1f} KiB)")
+    finally:
+        receiver.stop()
+        stack.stop()
+        dovecot.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
