@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 IDLE_REFRESH = 25 * 60     # re-issue IDLE well before servers' 29/30 min IDLE timeout
 POLL_INTERVAL = 30.0       # NOOP polling period for servers without IDLE
+RESUME_GRACE = 0.1         # after an op, wait this long for the next one before re-IDLEing
 
 # (state, event) -> next state. States are persisted (except "stopped"); events come from the runtime.
 TRANSITIONS = {
@@ -86,6 +87,7 @@ class Account:
         self.lock = threading.Lock()          # held by whoever talks on the main connection
         self.client = None
         self.idling = False
+        self.paused = False       # out of IDLE between ops (lock free), resumed after RESUME_GRACE
         self.idle_since = 0.0
         self.stopped = False
         self.connect_queued = False
@@ -208,7 +210,7 @@ class Account:
                 client.idle_done()
         except Exception:
             logout = False
-        self.idling = False
+        self.idling = self.paused = False
         close_quietly(client, logout=logout)
         try:
             self.rt.hooks.on_disconnected(self.session)
@@ -275,6 +277,12 @@ class Account:
     def _service(self) -> None:
         client, now = self.client, time.time()
         responses = []
+        if self.paused:
+            # No op came within RESUME_GRACE: back to the idle folder and IDLE.
+            self.paused = False
+            self.rt.hooks.resume(self.session)
+            self._arm()
+            return
         if self.idling:
             responses = idle.read_available(client)
             if any(r and r[0] == b"BYE" for r in responses):
@@ -306,6 +314,7 @@ class Account:
             if self.client is None:
                 raise errors.Unavailable()
             self.rt.reactor.disarm(self)
+            self.paused = False
             if self.idling:
                 self.idling = False
                 responses = self.client.idle_done()[1]
@@ -320,17 +329,15 @@ class Account:
             raise
 
     def release_main(self, exc: BaseException | None = None) -> None:
-        """After an op: resume the idle folder and IDLE, or handle a broken connection."""
+        """After an op: keep the connection out of IDLE for RESUME_GRACE (a following op skips
+        DONE/resume/IDLE), then resume the idle folder and IDLE; or handle a broken connection."""
         try:
             if exc is not None and is_connection_error(exc):
                 self._dropped(exc)
                 return
             if self.client is None or self.stopped:
                 return
-            try:
-                self.rt.hooks.resume(self.session)
-                self._arm()
-            except Exception as err:
-                self._dropped(err)
+            self.paused = True
+            self.rt.reactor.arm(self, None, time.time() + RESUME_GRACE)
         finally:
             self.lock.release()
