@@ -15,6 +15,10 @@ from a pool thread. Each must leave the idle folder selected; the runtime then (
 Clients are made by sidecar.connection.connect: `folder_encode = False` (folder paths are the
 raw modified UTF-7 strings the server lists; sidecar.imap.codec converts) and
 `normalise_times = False` (tz-aware datetimes). Hooks may add their own attributes to session.
+
+Timing (sidecar.account): resume() runs once ops on the main connection pause for
+RESUME_GRACE (100 ms), not after every op; on_idle_responses() gets only non-"OK" untagged
+responses (plain "* OK Still here" keepalives never leave IDLE).
 """
 from __future__ import annotations
 
