@@ -89,3 +89,26 @@ def test_sigterm_logs_out_releases_ownership_and_restart_reconnects(api, redis, 
     stack.wait_state(acc.id, "connected", timeout=30)
     resp = api.get(f"/v1/account/{acc.id}/messages", params={"path": "INBOX"})
     assert resp.status_code == 200, resp.text
+
+
+def test_empty_folder_listing_keeps_total_and_lowercase_inbox_works(api, new_account):
+    acc = new_account()
+    resp = api.get(f"/v1/account/{acc.id}/messages", params={"path": "Sent"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert (body["total"], body["page"], body["pages"], body["messages"]) == (0, 0, 1, [])
+    acc.append(b"Subject: lower\r\n\r\nx\r\n")
+    resp = api.get(f"/v1/account/{acc.id}/messages", params={"path": "inbox"})
+    assert resp.status_code == 200 and resp.json()["total"] == 1, resp.text
+
+
+def test_mailbox_listing_is_stored_for_other_readers(api, redis, new_account):
+    import json
+
+    acc = new_account()
+    resp = api.get(f"/v1/account/{acc.id}/mailboxes")
+    assert resp.status_code == 200, resp.text
+    stored = {k.decode(): json.loads(v) for k, v in
+              redis.hgetall(keys.mailbox_listing(acc.id)).items()}
+    assert stored["INBOX"]["specialUse"] == "\\Inbox"
+    assert {m["path"] for m in resp.json()["mailboxes"]} == set(stored)
