@@ -105,9 +105,10 @@ class Supervisor:
                 self.reconcile_one(account_id, live)
             elif imap is not None and acct.signature != _signature_raw(imap, path, forced):
                 self.reconcile_one(account_id)   # missed a notification: compare and restart
-        if names:
+        held = {a: self.sid for a in names if a in self.accounts}
+        if held:
             # Re-assert ownership (repairs entries another replica removed while handing over).
-            self.redis.hset(keys.OWNERS, mapping={a: self.sid for a in names if a in self.accounts})
+            self.redis.hset(keys.OWNERS, mapping=held)
 
     def reconcile_one(self, account_id: str, live: set[str] | None = None) -> None:
         record = get_record(self.redis, account_id)
