@@ -128,16 +128,14 @@ def append_events(redis, account: str, events: list[dict],
     return [r.decode() if isinstance(r, bytes) else r for r in res]
 
 
-def emit_account_event(redis, account: str, event: str, data: dict | None = None) -> dict:
-    """Account-level events (authenticationError/Success, connectError) from the runtime.
-
-    The id includes the time bucket so a repeat of the same failure minutes later is a new event,
-    while a retry of the same write within the second keeps its id.
-    """
-    data = dict(data or {})
-    ev = make_event(account, event, data, id_parts=(int(time.time()), json.dumps(data, sort_keys=True)))
+def emit(redis, account: str, event: str, data: dict, *, path: str | None = None,
+         special_use: str | None = None, id_parts: tuple = ()) -> dict:
+    """Commit one event outside a folder sync (sending results, account state) and wake a
+    webhook worker. Pass id_parts that identify the change (e.g. the queue id and attempt) so a
+    retried write keeps its event id."""
     from .webhook_settings import wanted_for
 
+    ev = make_event(account, event, data, path=path, special_use=special_use, id_parts=id_parts)
     wanted = wanted_for(redis, account, event)
     append_events(redis, account, [ev], deliver=lambda e: wanted)
     if wanted:
@@ -147,6 +145,15 @@ def emit_account_event(redis, account: str, event: str, data: dict | None = None
         except Exception:   # broker down: the sweeper enqueues it once the lease passes
             pass
     return ev
+
+
+def emit_account_event(redis, account: str, event: str, data: dict | None = None) -> dict:
+    """Account-level events (authenticationError/Success, connectError) from the runtime.
+
+    The id includes the second, so the same failure minutes later is a new event."""
+    data = dict(data or {})
+    return emit(redis, account, event, data,
+                id_parts=(int(time.time()), json.dumps(data, sort_keys=True)))
 
 
 def read_events(redis, account: str, cursor: str | None = None, count: int = 100) -> tuple[list, str]:

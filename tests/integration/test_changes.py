@@ -182,3 +182,29 @@ def test_authentication_error_event(new_account, webhook_receiver, api):
     assert got[0]["account"] == acc.id and "path" not in got[0]
     feed = api.get(f"/v1/account/{acc.id}/changes").json()
     assert [e["event"] for e in feed["events"]].count("authenticationError") == 1
+
+
+def test_notify_text_headers_and_event_filter(hooked, webhook_receiver, api):
+    settings = {"notifyText": True, "notifyTextSize": 5, "notifyHeaders": ["subject", "x-tag"],
+                "webhookEvents": ["messageNew"]}
+    assert api.post("/v1/settings", json=settings).status_code == 200
+    try:
+        acc, name = hooked()
+        raw = message("with text", body="Hello world, long body").replace(
+            b"Subject:", b"X-Tag: seven\r\nSubject:")
+        client = acc.imap()
+        client.append("INBOX", raw)
+        new = webhook_receiver.wait_for(lambda ev: by_event(ev, "messageNew"), 15, name)[0]
+        assert new["data"]["text"]["plain"] == "Hello" and new["data"]["text"]["hasMore"] is True
+        assert set(new["data"]["headers"]) == {"subject", "x-tag"}
+        client.select_folder("INBOX")
+        client.add_flags([new["data"]["uid"]], [b"\\Seen"])
+        client.append("INBOX", message("second"))
+        webhook_receiver.wait_for(lambda ev: "second" in subjects(ev), 15, name)
+        # filtered out of the webhooks, still in the feed
+        assert not by_event(webhook_receiver.events(name), "messageUpdated")
+        feed = api.get(f"/v1/account/{acc.id}/changes").json()["events"]
+        assert by_event(feed, "messageUpdated")
+    finally:
+        api.post("/v1/settings", json={"notifyText": False, "notifyTextSize": 0,
+                                       "notifyHeaders": [], "webhookEvents": ["*"]})
