@@ -208,3 +208,17 @@ def test_notify_text_headers_and_event_filter(hooked, webhook_receiver, api):
     finally:
         api.post("/v1/settings", json={"notifyText": False, "notifyTextSize": 0,
                                        "notifyHeaders": [], "webhookEvents": ["*"]})
+
+
+def test_uidvalidity_change_is_mailbox_reset(hooked, webhook_receiver):
+    acc, name = hooked()
+    client = acc.imap()
+    client.append("Junk", message("before reset"))
+    webhook_receiver.wait_for(lambda ev: by_event(ev, "messageNew", "Junk"), 15, name)
+    # same path, new folder: a new UIDVALIDITY the sidecar sees on its next look at Junk
+    client.delete_folder("Junk")
+    client.create_folder("Junk")
+    client.append("Junk", message("after reset"))
+    reset = webhook_receiver.wait_for(lambda ev: by_event(ev, "mailboxReset", "Junk"), 20, name)[0]
+    assert reset["data"]["uidValidity"] != reset["data"]["prevUidValidity"]
+    assert not by_event(webhook_receiver.events(name), "mailboxDeleted", "Junk")
