@@ -36,26 +36,33 @@ def pack_index(index: dict) -> bytes:
     pos: dict[str, int] = {}
     deltas, masks = array("I"), array("I")
     extras = {}
+    by_set: dict[frozenset, tuple[int, list]] = {}   # few distinct flag sets: compute each once
     prev = 0
     for uid in uids:
         deltas.append(uid - prev)
         prev = uid
-        mask = 0
-        for flag in sorted(index[uid]):
-            bit = pos.get(flag)
-            if bit is None and len(table) < MAX_MASK_FLAGS:
-                bit = pos[flag] = len(table)
-                table.append(flag)
-            if bit is None:
-                extras.setdefault(str(uid), []).append(flag)
-            else:
-                mask |= 1 << bit
-        masks.append(mask)
+        flags = index[uid]
+        known = by_set.get(flags)
+        if known is None:
+            mask, over = 0, []
+            for flag in sorted(flags):
+                bit = pos.get(flag)
+                if bit is None and len(table) < MAX_MASK_FLAGS:
+                    bit = pos[flag] = len(table)
+                    table.append(flag)
+                if bit is None:
+                    over.append(flag)
+                else:
+                    mask |= 1 << bit
+            known = by_set[flags] = (mask, over)
+        masks.append(known[0])
+        if known[1]:
+            extras[str(uid)] = known[1]
     # Little-endian on the wire whatever the host, so a state moves between machines.
     if deltas.itemsize != 4 or array("I", [1]).tobytes()[0] != 1:
         deltas.byteswap(), masks.byteswap()
     raw = msgpack.packb([table, deltas.tobytes(), masks.tobytes(), extras], use_bin_type=True)
-    return zlib.compress(raw, 6)
+    return zlib.compress(raw, 3)   # level 6 costs twice the CPU for ~20 % less
 
 
 def unpack_index(blob: bytes) -> dict:
