@@ -106,6 +106,11 @@ class Account:
             except Exception as exc:   # Redis down: keep running, the next transition writes again
                 log.warning("%s: could not store state %s: %s", self.id, self.state, exc)
 
+    def persist_state(self) -> None:
+        """Write the in-memory state again (repairs a state another replica overwrote)."""
+        if not self.stopped and self.state in PERSISTED:
+            accounts.set_state(self.rt.redis, self.id, self.state)
+
     @property
     def connected(self) -> bool:
         return self.state == "connected" and self.client is not None

@@ -97,14 +97,18 @@ class Supervisor:
         names = sorted(mine)
         pipe = self.redis.pipeline(transaction=False)
         for account_id in names:
-            pipe.hmget(keys.account(account_id), "imap", "path", "reconnectRequested")
+            pipe.hmget(keys.account(account_id), "imap", "path", "reconnectRequested", "state")
         fields = pipe.execute()
-        for account_id, (imap, path, forced) in zip(names, fields):
+        for account_id, (imap, path, forced, stored) in zip(names, fields):
             acct = self.accounts.get(account_id)
             if acct is None:
                 self.reconcile_one(account_id, live)
             elif imap is not None and acct.signature != _signature_raw(imap, path, forced):
                 self.reconcile_one(account_id)   # missed a notification: compare and restart
+            elif acct.state == "connected" and stored not in (None, b"connected"):
+                # A replica that briefly owned the account marked it disconnected on its way
+                # out, while our connection stayed up: the holder's truth wins.
+                acct.persist_state()
         held = {a: self.sid for a in names if a in self.accounts}
         if held:
             # Re-assert ownership (repairs entries another replica removed while handing over).

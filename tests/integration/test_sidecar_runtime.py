@@ -112,3 +112,33 @@ def test_mailbox_listing_is_stored_for_other_readers(api, redis, new_account):
               redis.hgetall(keys.mailbox_listing(acc.id)).items()}
     assert stored["INBOX"]["specialUse"] == "\\Inbox"
     assert {m["path"] for m in resp.json()["mailboxes"]} == set(stored)
+
+
+def test_second_sidecar_takes_a_share_and_hands_it_back(stack, redis, new_account):
+    import sys
+    import uuid
+
+    accs = [new_account() for _ in range(8)]
+    extra_sid = f"extra-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen([sys.executable, "-m", "sidecar"], env={**stack.env, "SIDECAR_ID":
+                            extra_sid}, cwd=str(stack.log_dir), stdout=open(stack.log_dir / "extra-sidecar.log", "ab"),
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def owners():
+        return [(redis.hget(keys.OWNERS, a.id) or b"").decode() for a in accs]
+
+    def all_connected():
+        return all(stack.get_account(a.id).json()["state"] == "connected" for a in accs)
+
+    try:
+        assert wait_for(lambda: extra_sid in owners() and all_connected(), timeout=30), owners()
+        moved = owners().count(extra_sid)
+        assert 0 < moved < len(accs)   # rendezvous hashing: a share, not everything
+        time.sleep(3)   # let it log in to its share
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+    assert proc.returncode == 0
+    # The remaining sidecar picks the released accounts up again (pub/sub-free: periodic pass).
+    assert wait_for(lambda: extra_sid not in owners() and all(owners()) and all_connected(),
+                    timeout=30), owners()
