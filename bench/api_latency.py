@@ -4,6 +4,8 @@ Runs a real Dovecot and the real stack (worker, sidecar, API) like the integrati
 times the same page four ways so the cost of each hop is visible:
   direct FETCH     imapclient on an open connection with INBOX selected (the baseline)
   direct SEL+FETCH the same, with the SELECT the sidecar op also does
+  direct as sidecar the IMAP sequence the sidecar runs before replying (DONE, EXAMINE, FETCH,
+                   build entries, SELECT, IDLE)
   rpc (sidecar)    imapapi.rpc.call from this process: Redis -> sidecar -> Dovecot -> Redis
   celery task      send_task + result.get: adds the broker hop and the result backend
   HTTP API         GET /v1/account/{id}/messages: adds Gunicorn/Flask
@@ -154,6 +156,21 @@ def main() -> int:
             conn.select_folder("INBOX", readonly=True)
             direct_fetch()
 
+        idle = dovecot.client(user, password)
+        idle.use_uid = False
+        idle.select_folder("INBOX")
+        idle.idle()
+
+        def direct_sidecar_sequence():
+            # What the sidecar does on its main connection before it replies today:
+            # DONE, EXAMINE, FETCH (+ entries), SELECT the idle folder again, IDLE.
+            idle.idle_done()
+            idle.select_folder("INBOX", readonly=True)
+            rows = idle.fetch(seqs, listing.FETCH_ITEMS)
+            [listing.build_entry(1, rows[s]) for s in sorted(rows, reverse=True)]
+            idle.select_folder("INBOX")
+            idle.idle()
+
         from imapapi import rpc
         from imapapi import tasknames as T
 
@@ -175,9 +192,12 @@ def main() -> int:
               f"(interleaved), load average {os.getloadavg()[0]:.2f}:")
         samples = timed_round_robin({
             "direct FETCH": direct_fetch, "direct FETCH+build": direct_fetch_build,
-            "direct SEL+FETCH": direct_select_fetch, "rpc (sidecar)": via_rpc,
+            "direct SEL+FETCH": direct_select_fetch, "direct as sidecar": direct_sidecar_sequence,
+            "rpc (sidecar)": via_rpc,
             "celery task": via_celery, "HTTP API": via_api}, n)
         conn.logout()
+        idle.idle_done()
+        idle.logout()
         p50 = {name: report(name, values) for name, values in samples.items()}
         base, api_p50 = p50["direct FETCH"], p50["HTTP API"]
         diff = api_p50 - base
