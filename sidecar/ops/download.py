@@ -18,7 +18,7 @@ NOT_FOUND = "Requested file not found"
 
 class Pump:
     """Writes chunks to the stream from a second thread, so reading the next chunk from IMAP
-    overlaps with pushing the previous one to Redis (done in turn they cost ~40 % throughput).
+    overlaps with pushing the previous one to Redis instead of alternating with it.
     The bounded queue keeps the back-pressure: put() blocks while the reader is behind."""
 
     def __init__(self, writer, depth: int = 2):
