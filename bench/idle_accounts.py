@@ -1,10 +1,8 @@
-"""Benchmark: N idle accounts in one sidecar process -> time until all `connected`, sidecar RSS.
-
-    .venv/bin/python bench/idle_accounts.py [--accounts 1000] [--db 7] [--secure] [--pool 32]
-
-Starts its own Dovecot (raised connection limits), creates the users and account records in a
-dedicated Redis DB (flushed), runs `python -m sidecar` and prints the numbers.
-"""
+"""Benchmark: N idle accounts in one sidecar process -> time until all `connected`, sidecar RSS."""
+#     .venv/bin/python bench/idle_accounts.py [--accounts 1000] [--db 7] [--secure] [--pool 32]
+#
+# Starts its own Dovecot (raised connection limits), creates the users and account records in a
+# dedicated Redis DB (flushed), runs `python -m sidecar` and prints the numbers.
 from __future__ import annotations
 
 import argparse

@@ -1,12 +1,10 @@
-"""What an op gets (OpContext) and how it streams bytes to the API (StreamWriter).
-
-Streaming contract: an op that returns bytes calls `ctx.stream(result)` once it knows the data
-exists (after its own checks). That call pushes the Reply at once, with `result` (e.g. content
-type, filename) and `stream` = keys.stream(command id), so the API starts reading while the op
-body keeps running and writes frames. Errors before `ctx.stream()` become a normal error Reply;
-errors after it become an error frame; when the op returns, an unclosed writer is closed with
-the returned value as end meta (dict) so the reader always sees an end or error frame.
-"""
+"""What an op gets (OpContext) and how it streams bytes to the API (StreamWriter)."""
+# Streaming contract: an op that returns bytes calls `ctx.stream(result)` once it knows the data
+# exists (after its own checks). That call pushes the Reply at once, with `result` (e.g. content
+# type, filename) and `stream` = keys.stream(command id), so the API starts reading while the op
+# body keeps running and writes frames. Errors before `ctx.stream()` become a normal error Reply;
+# errors after it become an error frame; when the op returns, an unclosed writer is closed with
+# the returned value as end meta (dict) so the reader always sees an end or error frame.
 from __future__ import annotations
 
 import time

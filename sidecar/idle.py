@@ -1,10 +1,8 @@
-"""One selector thread for all idling sockets plus every per-account timer (no thread per account).
-
-Accounts arm themselves with `arm(account, sock, when)`: the loop calls `dispatch(account, reason,
-token)` once when the socket turns readable ("io") or `when` passes ("timer"), and forgets the
-registration. Every arm/disarm bumps `account.token`; events carrying an older token are stale
-and dropped, so a racing op that paused IDLE never sees a late wake-up act on its connection.
-"""
+"""One selector thread for all idling sockets plus every per-account timer (no thread per account)."""
+# Accounts arm themselves with `arm(account, sock, when)`: the loop calls `dispatch(account, reason,
+# token)` once when the socket turns readable ("io") or `when` passes ("timer"), and forgets the
+# registration. Every arm/disarm bumps `account.token`; events carrying an older token are stale
+# and dropped, so a racing op that paused IDLE never sees a late wake-up act on its connection.
 from __future__ import annotations
 
 import heapq
