@@ -38,6 +38,7 @@ class Ctx:
         self.caps = {c.upper() for c in session.capabilities}
         self.watch = notify.Watch(self.caps, settings.status_sweep)
         self.folders: dict[str, dict] = {}     # path -> {specialUse, delimiter}
+        self.states: dict = {}                 # path -> decoded FolderState last committed
 
 
 class SyncEngine(SyncHooks):
@@ -103,6 +104,7 @@ class SyncEngine(SyncHooks):
         wanted = (lambda e: has_target and webhook_settings.event_allowed(flt, e["event"]))
         fs = FolderSync(session, ctx.caps, wanted, stored)
         fs.delimiters = {p: m.get("delimiter") for p, m in ctx.folders.items()}
+        fs.cache = ctx.states
         return fs
 
     def _apply(self, session, ctx, pushed: notify.Pushed) -> None:

@@ -30,6 +30,7 @@ class FolderSync:
         self.wanted = wanted
         self.notify_settings = notify_settings
         self.delimiters: dict[str, str | None] = {}   # filled by the engine from LIST
+        self.cache: dict = {}   # path -> committed FolderState (the engine keeps it per connection)
 
     # -- commit --------------------------------------------------------------------------------
     def commit(self, events: list[dict], updates: list, *, retry_stale: bool = False) -> None:
@@ -56,7 +57,7 @@ class FolderSync:
              flags_hint: bool = False) -> bool:
         """Bring one folder's stored state up to the server; -> True if anything changed."""
         server = imapio.select(self.client, path)
-        stored = state.load(self.redis, self.account, path)
+        stored = state.load_cached(self.redis, self.account, path, self.cache)
         plan = diff.plan(stored, server, condstore=self.condstore, flags_hint=flags_hint)
         if plan == "none":
             return False
@@ -123,10 +124,10 @@ class FolderSync:
         chunks = [changes.new[i:i + NEW_CHUNK] for i in range(0, len(changes.new), NEW_CHUNK)]
         if not chunks:
             self._finish(work, server)
-            self.commit(first_events, [state.update_for(self.account, work, expected)])
+            self._commit_state(first_events, work, expected)
             return bool(first_events)
         if first_events:
-            self.commit(first_events, [state.update_for(self.account, work, expected)])
+            self._commit_state(first_events, work, expected)
             expected, work.version = work.version, work.version + 1
         for n, chunk in enumerate(chunks):
             entries = new_message_entries(self.client, mailbox_no, chunk, self.notify_settings)
@@ -138,9 +139,21 @@ class FolderSync:
                                             server.uid_validity, uid))
             if n == len(chunks) - 1:
                 self._finish(work, server)
-            self.commit(batch, [state.update_for(self.account, work, expected)])
+            self._commit_state(batch, work, expected)
             expected, work.version = work.version, work.version + 1
         return True
+
+    def _commit_state(self, events: list[dict], work: state.FolderState, expected) -> None:
+        try:
+            self.commit(events, [state.update_for(self.account, work, expected)])
+        except Exception:
+            self.cache.pop(work.path, None)
+            raise
+        # What Redis now holds, kept decoded: the next sync skips fetching and unpacking it.
+        self.cache[work.path] = state.FolderState(
+            path=work.path, uid_validity=work.uid_validity, uid_next=work.uid_next,
+            messages=work.messages, highest_modseq=work.highest_modseq, version=work.version,
+            index=dict(work.index))
 
     @staticmethod
     def _finish(work: state.FolderState, server: diff.ServerStatus) -> None:

@@ -99,6 +99,21 @@ def load(redis, account: str, path: str) -> FolderState | None:
         version=get(b"version"), index=unpack_index(raw.get(b"index", b"")))
 
 
+def load_cached(redis, account: str, path: str, cache: dict) -> FolderState | None:
+    """load() unless `cache` holds the same version (one HGET instead of the whole blob)."""
+    hit = cache.get(path)
+    if hit is not None:
+        version = redis.hget(keys.folder_state(account, path), "version")
+        if version is not None and int(version) == hit.version:
+            return hit
+    found = load(redis, account, path)
+    if found is None:
+        cache.pop(path, None)
+    else:
+        cache[path] = found
+    return found
+
+
 def update_for(account: str, state: FolderState, expected_version: int | None):
     """The (key, fields, expected) triple for imapapi.events.append_events."""
     fields = state.status_fields()

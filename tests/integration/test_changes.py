@@ -26,6 +26,16 @@ def hooked(new_account, webhook_receiver):
     return make
 
 
+def explain(api, account: str, receiver, name: str, predicate, timeout: float):
+    """receiver.wait_for, and on failure say whether the event was committed (feed) at all."""
+    try:
+        return receiver.wait_for(predicate, timeout, name)
+    except AssertionError as exc:
+        feed = api.get(f"/v1/account/{account}/changes", params={"limit": 1000}).json()
+        tail = [(e["event"], e.get("path"), e["data"].get("subject")) for e in feed.get("events", [])]
+        raise AssertionError(f"{exc}\nfeed tail: {tail[-8:]}") from None
+
+
 def by_event(events, name, path=None):
     return [e for e in events if e["event"] == name and (path is None or e.get("path") == path)]
 
@@ -39,7 +49,8 @@ def test_inbox_append_flag_expunge(hooked, webhook_receiver, api):
     acc, name = hooked()
     client = acc.imap()
     client.append("INBOX", message("hello inbox"))
-    got = webhook_receiver.wait_for(lambda ev: by_event(ev, "messageNew", "INBOX"), 15, name)
+    got = explain(api, acc.id, webhook_receiver, name,
+                  lambda ev: by_event(ev, "messageNew", "INBOX"), 15)
     new = got[0]
     assert new["account"] == acc.id and new["specialUse"] == "\\Inbox"
     assert new["data"]["subject"] == "hello inbox" and new["data"]["id"] and new["id"]
@@ -160,7 +171,7 @@ def test_receiver_failing_then_recovering(hooked, webhook_receiver):
     assert len(attempts) >= 2 and attempts[0]["status"] == 500 and attempts[-1]["status"] == 200
 
 
-def test_hung_receiver_does_not_delay_others(hooked, webhook_receiver):
+def test_hung_receiver_does_not_delay_others(hooked, webhook_receiver, api):
     slow, slow_name = hooked()
     fast, fast_name = hooked()
     webhook_receiver.set_mode(slow_name, "hang", seconds=60)
@@ -170,7 +181,7 @@ def test_hung_receiver_does_not_delay_others(hooked, webhook_receiver):
     time.sleep(1.0)
     t0 = time.time()
     fast.imap().append("INBOX", message("fast one"))
-    webhook_receiver.wait_for(lambda ev: "fast one" in subjects(ev), 15, fast_name)
+    explain(api, fast.id, webhook_receiver, fast_name, lambda ev: "fast one" in subjects(ev), 15)
     assert time.time() - t0 < 10
 
 
