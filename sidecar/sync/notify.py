@@ -105,8 +105,8 @@ def pending_pushes(client, idle_folder: str = "INBOX") -> Pushed:
     untagged = client._imap.untagged_responses
     for raw in untagged.pop("STATUS", None) or ():
         got = imapio.parse_status_line(raw)
-        if got:
-            (pushed.folders.add if got[0] != idle_folder else (lambda _: None))(got[0])
+        if got and got[0] != idle_folder:
+            pushed.folders.add(got[0])
     if untagged.pop("LIST", None):
         pushed.listing = True
     return pushed
