@@ -233,3 +233,26 @@ def test_uidvalidity_change_is_mailbox_reset(hooked, webhook_receiver):
     reset = webhook_receiver.wait_for(lambda ev: by_event(ev, "mailboxReset", "Junk"), 20, name)[0]
     assert reset["data"]["uidValidity"] != reset["data"]["prevUidValidity"]
     assert not by_event(webhook_receiver.events(name), "mailboxDeleted", "Junk")
+
+
+def test_changes_while_sidecar_down_are_reported(hooked, webhook_receiver, stack, api):
+    acc, name = hooked()
+    client = acc.imap()
+    for subject in ("keep", "drop"):
+        client.append("Sent", message(subject))
+    got = webhook_receiver.wait_for(lambda ev: len(by_event(ev, "messageNew", "Sent")) >= 2
+                                    and by_event(ev, "messageNew", "Sent"), 15, name)
+    uids = {e["data"]["subject"]: e["data"]["uid"] for e in got}
+    stack.kill("sidecar")
+    client.select_folder("Sent")
+    client.add_flags([uids["keep"]], [b"\\Flagged"])
+    client.delete_messages([uids["drop"]])
+    client.expunge()
+    client.append("Sent", message("while down"))
+    stack.start("sidecar")
+    webhook_receiver.wait_for(lambda ev: "while down" in subjects(ev, "Sent"), 60, name)
+    events = webhook_receiver.events(name)
+    assert [e["data"]["uid"] for e in by_event(events, "messageDeleted", "Sent")] == [uids["drop"]]
+    upd = by_event(events, "messageUpdated", "Sent")
+    assert upd and upd[0]["data"]["changes"]["flags"] == {"added": ["\\Flagged"]}
+    assert upd[0]["specialUse"] == "\\Sent"
