@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from datetime import datetime, timezone
 
@@ -18,7 +19,9 @@ EVENT_TYPES = [
     "mailboxNew", "authenticationError", "authenticationSuccess", "connectError",
     "messageSent", "messageDeliveryError", "messageFailed",
 ]
-STREAM_MAXLEN = 10000          # approximate cap per account (XADD MAXLEN ~)
+# Approximate cap per account (XADD MAXLEN ~): the replay window of /changes. Events with text
+# can be large; lower it (env IMAPAPI_EVENTS_MAXLEN) for many busy accounts on a small Redis.
+STREAM_MAXLEN = int(os.environ.get("IMAPAPI_EVENTS_MAXLEN", 10000))
 # Seconds a job may sit "enqueued" before the sweeper assumes its task was lost and re-enqueues.
 DELIVERY_LEASE = 20.0
 
