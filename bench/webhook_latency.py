@@ -93,6 +93,7 @@ def state_memory(r, messages: int) -> tuple[int, int]:
         index[uid] = frozenset(flags)
     st = state.FolderState(path="Big", uid_validity=1, uid_next=uid + 1, messages=messages,
                            highest_modseq=messages * 2, version=1, index=index)
+    r.hset(keys.account("bench-state"), "account", "bench-state")   # commits need the record
     events.append_events(r, "bench-state", [], [state.update_for("bench-state", st, None)])
     key = keys.folder_state("bench-state", "Big")
     return r.memory_usage(key, samples=0), len(state.pack_index(index))

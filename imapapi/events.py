@@ -52,7 +52,7 @@ def make_event(account: str, event: str, data: dict, *, path: str | None = None,
     return out
 
 
-# KEYS: stream, jobs hash, due zset, then one key per state update.
+# KEYS: stream, jobs hash, due zset, account record, then one key per state update.
 # ARGV: maxlen, due-time, n_events, [id, json, deliver(0/1)] * n, then per state update:
 #       n_fields, expected_version ('' = any), [field, value] * n_fields.
 # A state update whose stored version differs from expected aborts the whole step (another
@@ -63,7 +63,9 @@ local due = ARGV[2]
 local n = tonumber(ARGV[3])
 local pos = 4 + n * 3
 local nkeys = #KEYS
-for k = 4, nkeys do
+-- the account was deleted meanwhile: write nothing (no orphan keys under its prefix)
+if redis.call('EXISTS', KEYS[4]) == 0 then return {-2} end
+for k = 5, nkeys do
   local nf = tonumber(ARGV[pos])
   local expected = ARGV[pos + 1]
   if expected ~= '' then
@@ -73,7 +75,7 @@ for k = 4, nkeys do
   pos = pos + 2 + nf * 2
 end
 pos = 4 + n * 3
-for k = 4, nkeys do
+for k = 5, nkeys do
   local nf = tonumber(ARGV[pos])
   pos = pos + 2
   for i = 1, nf do
@@ -124,10 +126,13 @@ def append_events(redis, account: str, events: list[dict],
         argv += [len(fields), "" if expected is None else str(expected)]
         for f, v in fields.items():
             argv += [f, v]
-    res = redis.eval(_COMMIT, 3 + len(state_keys), keys.events(account), JOBS, DUE,
+    res = redis.eval(_COMMIT, 4 + len(state_keys), keys.events(account), JOBS, DUE,
+                     keys.account(account),
                      *state_keys, *argv)
     if res and res[0] == -1:
         raise StaleState(account)
+    if res and res[0] == -2:
+        return []   # account deleted: its changes no longer matter
     return [r.decode() if isinstance(r, bytes) else r for r in res]
 
 

@@ -155,3 +155,10 @@ def test_receiver_slots_limit_and_expire(r, webhook_receiver, monkeypatch):
     r.zadd(key, {f"dead{i}": time.time() - 60 for i in range(wh.PER_TARGET)})
     assert wh.deliver_event(r, e["id"])[0] == "sent"
     assert r.zcard(key) == 0
+
+
+def test_nothing_written_for_a_deleted_account(r):
+    r.delete(keys.account("acc"))
+    key = keys.folder_state("acc", "INBOX")
+    assert events.append_events(r, "acc", [ev(1)], [(key, {"version": "1"}, None)]) == []
+    assert not r.exists(key) and not r.exists(keys.events("acc")) and r.hlen(events.JOBS) == 0
