@@ -256,3 +256,24 @@ def test_changes_while_sidecar_down_are_reported(hooked, webhook_receiver, stack
     upd = by_event(events, "messageUpdated", "Sent")
     assert upd and upd[0]["data"]["changes"]["flags"] == {"added": ["\\Flagged"]}
     assert upd[0]["specialUse"] == "\\Sent"
+
+
+def test_dead_letter_listed_and_resent(hooked, webhook_receiver, api, redis):
+    from imapapi import delivery, events
+
+    acc, name = hooked()
+    ev = events.make_event(acc.id, "messageDeleted", {"id": "AAAAAQAAAAE", "uid": 1},
+                           path="INBOX", id_parts=("dead-letter-test", time.time_ns()))
+    job = {"stream": "0-1", "event": ev}
+    # what the worker does after an hour of failures (the window is too long for a test)
+    delivery.dead_letter(redis, ev["id"], job, webhook_receiver.url(name), 17, "HTTP 500",
+                         time.time())
+    listed = api.get("/v1/webhooks/dead", params={"pageSize": 1000}).json()
+    entry = [d for d in listed["deadLetters"] if d["id"] == ev["id"]][0]
+    assert entry["attempts"] == 17 and entry["error"] == "HTTP 500" and entry["event"] == ev
+    resp = api.post(f"/v1/webhooks/dead/{ev['id']}/resend")
+    assert resp.status_code == 202 and resp.json() == {"id": ev["id"], "resent": True}
+    got = webhook_receiver.wait_for(lambda evs: [e for e in evs if e["id"] == ev["id"]], 15, name)
+    assert got[0]["data"] == ev["data"]
+    assert not [d for d in api.get("/v1/webhooks/dead").json()["deadLetters"] if d["id"] == ev["id"]]
+    assert api.post(f"/v1/webhooks/dead/{ev['id']}/resend").status_code == 404
