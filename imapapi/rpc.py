@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 
 from . import errors, keys
-from .accounts import get_record
 from .wire import REPLY_TTL, Command, Reply, parse_frame
 
 HEARTBEAT_STALE = 10.0   # seconds without a heartbeat after which a sidecar counts as gone
@@ -27,18 +26,41 @@ def owner_of(redis, account: str) -> str:
     return sid
 
 
+# One round trip on the hot path: check the account, its state and its sidecar, then enqueue.
+# Returns {code} on refusal, or {"ok", sid}; the checks are the ones owner_of() documents.
+_ENQUEUE = """
+local acct = redis.call('HMGET', KEYS[1], 'account', 'state')
+if not acct[1] then return {'AccountNotFound', ''} end
+local state = acct[2] or 'init'
+if ARGV[1] == '1' and state ~= 'connected' then return {'NotConnected', state} end
+local sid = redis.call('HGET', KEYS[2], ARGV[2])
+if not sid then return {'NoOwner', ''} end
+local beat = redis.call('ZSCORE', KEYS[3], sid)
+if (not beat) or tonumber(beat) < tonumber(ARGV[3]) then return {'StaleOwner', sid} end
+redis.call('LPUSH', ARGV[4] .. sid .. ARGV[5], ARGV[6])
+return {'ok', sid}
+"""
+_QUEUE_PREFIX, _QUEUE_SUFFIX = keys.sidecar_commands("\0").split("\0")
+
+
 def call(redis, account: str, op: str, args: dict | None = None, *, timeout: float,
          require_connected: bool = True) -> Reply:
     """Run `op` on the account's live connection; raise an ApiError or return the Reply."""
-    record = get_record(redis, account)
-    if record is None:
-        raise errors.AccountNotFound()
-    state = record.get("state", "init")
-    if require_connected and state != "connected":
-        raise errors.NotConnected(state)
-    sid = owner_of(redis, account)
     command = Command(account=account, op=op, args=args or {}, deadline=time.time() + timeout)
-    redis.lpush(keys.sidecar_commands(sid), command.dumps())
+    status, detail = redis.eval(
+        _ENQUEUE, 3, keys.account(account), keys.OWNERS, keys.SIDECARS,
+        "1" if require_connected else "0", account, time.time() - HEARTBEAT_STALE,
+        _QUEUE_PREFIX, _QUEUE_SUFFIX, command.dumps())
+    status = status.decode() if isinstance(status, bytes) else status
+    if status != "ok":
+        detail = detail.decode() if isinstance(detail, bytes) else detail
+        if status == "AccountNotFound":
+            raise errors.AccountNotFound()
+        if status == "NotConnected":
+            raise errors.NotConnected(detail)
+        if status == "NoOwner":
+            raise errors.Unavailable("No sidecar holds this account yet. Try again later.")
+        raise errors.Unavailable("The sidecar holding this account is not responding")
     got = redis.blpop([keys.reply(command.id)], timeout=max(timeout, 0.01))
     if got is None:
         raise errors.GatewayTimeout()
