@@ -39,6 +39,11 @@ class Ctx:
         self.watch = notify.Watch(self.caps, settings.status_sweep)
         self.folders: dict[str, dict] = {}     # path -> {specialUse, delimiter}
         self.states: dict = {}                 # path -> decoded FolderState last committed
+        self.pending = notify.Pushed(IDLE_FOLDER)   # pushes not handled yet
+        self.sweep_at = float("inf")           # an extra sweep requested (after an API op)
+
+    def next_tick(self) -> float:
+        return min(self.watch.next_due(), self.sweep_at)
 
 
 class SyncEngine(SyncHooks):
@@ -68,22 +73,32 @@ class SyncEngine(SyncHooks):
         session.next_tick = ctx.watch.next_due()
 
     def resume(self, session) -> None:
+        """After an op (off its latency path): handle what was pushed meanwhile, re-select the
+        idle folder, and sweep soon for what the op itself changed in other folders."""
         ctx = self._ctx(session)
-        pushed = notify.pending_pushes(session.client, IDLE_FOLDER)
-        pushed.selected = True
-        self._apply(session, ctx, pushed)
-        session.next_tick = min(session.next_tick, time.time() + RESUME_SWEEP_DELAY)
+        ctx.pending.feed_pushed(notify.pending_pushes(session.client, IDLE_FOLDER))
+        ctx.pending.selected = True
+        self._drain(session, ctx)
+        ctx.sweep_at = min(ctx.sweep_at, time.time() + RESUME_SWEEP_DELAY)
+        session.next_tick = ctx.next_tick()
 
     def on_idle_responses(self, session, responses: list) -> None:
+        """Only note the pushes and ask for a tick now: when the runtime hands them over before
+        an op borrows the connection, the op does not wait for our sync; on the IDLE path the
+        tick follows at once (resume() covers the op path)."""
         ctx = self._ctx(session)
-        pushed = notify.Pushed(IDLE_FOLDER).feed(responses)
-        if pushed:
-            self._apply(session, ctx, pushed)
+        ctx.pending.feed(responses)
+        if ctx.pending:
+            session.next_tick = 0.0
 
     def on_tick(self, session) -> None:
         ctx = self._ctx(session)
-        self._pass(session, ctx)
-        session.next_tick = ctx.watch.next_due()
+        if ctx.pending:
+            self._drain(session, ctx)
+        if time.time() >= ctx.next_tick():
+            ctx.sweep_at = float("inf")
+            self._pass(session, ctx)
+        session.next_tick = ctx.next_tick()
 
     def on_disconnected(self, session) -> None:
         session.sync_ctx = None
@@ -106,6 +121,11 @@ class SyncEngine(SyncHooks):
         fs.delimiters = {p: m.get("delimiter") for p, m in ctx.folders.items()}
         fs.cache = ctx.states
         return fs
+
+    def _drain(self, session, ctx) -> None:
+        pushed, ctx.pending = ctx.pending, notify.Pushed(IDLE_FOLDER)
+        if pushed:
+            self._apply(session, ctx, pushed)
 
     def _apply(self, session, ctx, pushed: notify.Pushed) -> None:
         """React to pushes: a LIST push means a full pass; else the named folders, then INBOX."""

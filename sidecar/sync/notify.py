@@ -74,6 +74,13 @@ class Pushed:
     def __bool__(self):
         return self.selected or self.listing or bool(self.folders)
 
+    def feed_pushed(self, other: "Pushed") -> "Pushed":
+        self.selected |= other.selected
+        self.flags |= other.flags
+        self.folders |= other.folders
+        self.listing |= other.listing
+        return self
+
     def feed(self, responses) -> "Pushed":
         for resp in responses or ():
             if not isinstance(resp, tuple) or not resp:

@@ -74,7 +74,8 @@ def test_fallback_paths_report_the_same_changes(mode, dovecot, redis):
     other.expunge()
     other.create_folder("Later")
     time.sleep(0.2)
-    engine.on_tick(session)     # the sweep: every mode must catch all of it
+    session.sync_ctx.sweep_at = 0   # as if the sweep were due
+    engine.on_tick(session)         # the sweep: every mode must catch all of it
     got = feed(redis, user)
     assert ("messageUpdated", "INBOX", old_uid, None, {"added": ["\\Flagged"]}) in got
     assert ("messageDeleted", "INBOX", gone_uid, None, None) in got
@@ -85,5 +86,13 @@ def test_fallback_paths_report_the_same_changes(mode, dovecot, redis):
     # idle folder selected again for IDLE
     assert client.folder_status("INBOX", ["MESSAGES"])
     redis.delete(keys.events(user))
+    session.sync_ctx.sweep_at = 0
     engine.on_tick(session)
     assert feed(redis, user) == [], "nothing changed: nothing reported"
+    # a push noted while idling is handled by the tick the engine asks for at once
+    other.append("Work", message("pushed"))
+    engine.on_idle_responses(session, [(b"STATUS", b"Work", (b"MESSAGES", 2))])
+    assert session.next_tick == 0.0
+    engine.on_tick(session)
+    assert [e[3] for e in feed(redis, user) if e[0] == "messageNew"] == ["pushed"]
+    assert session.next_tick > time.time()
