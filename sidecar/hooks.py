@@ -48,9 +48,7 @@ class SyncHooks:
 
 
 def load_hooks() -> SyncHooks:
-    """The change-detection engine when installed, else the no-op hooks."""
-    try:
-        from sidecar.sync.engine import SyncEngine
-    except ImportError:
-        return SyncHooks()
+    """The change-detection engine (an import error must fail loudly, not disable detection)."""
+    from sidecar.sync.engine import SyncEngine
+
     return SyncEngine()
