@@ -31,6 +31,11 @@ def make_celery() -> Celery:
         task_time_limit=360,
         broker_transport_options={"visibility_timeout": 3600},
         result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+        # Own queues, so a burst of webhooks or a slow SMTP queue never sits in front of the
+        # API's requests; one worker consumes all three unless told otherwise (worker.queues).
+        task_default_queue="celery",
+        task_routes={"imapapi.webhooks.*": {"queue": "webhooks"},
+                     "imapapi.submit": {"queue": "submit"}},
     )
     return app
 

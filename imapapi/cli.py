@@ -167,7 +167,7 @@ def run_api(settings: Settings) -> int:
 
 
 def run_worker(settings: Settings) -> int:
-    """A Celery worker on the default queue; threads pool because tasks wait on Redis/IMAP I/O."""
+    """A Celery worker on settings.worker_queues; threads pool because tasks wait on Redis/IMAP I/O."""
     from celery_tasks.app import celery
 
     import logging
@@ -184,6 +184,7 @@ def run_worker(settings: Settings) -> int:
     celery.worker_main([
         "worker", "--pool=threads", f"--concurrency={settings.worker_concurrency}",
         *(["-E"] if events else []),
+        f"--queues={settings.worker_queues}",
         f"--loglevel={level}", "--without-gossip", "--without-mingle",
         f"--hostname=imapapi-{os.getpid()}@%h",
     ])

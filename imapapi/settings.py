@@ -60,6 +60,7 @@ class Settings:
     state_dir: str = ".state"
     api_workers: int = 2
     worker_concurrency: int = 32
+    worker_queues: str = "celery,submit,webhooks"
     sidecar_id: str | None = None
     sidecar_pool: int = 32
     max_accounts_per_sidecar: int = 20000
@@ -87,6 +88,7 @@ OPTIONS: dict[str, tuple[str, str, str]] = {
     "service.stateDir": ("state_dir", "STATE_DIR", "str"),
     "service.secret": ("webhook_secret", "WEBHOOK_SECRET", "str"),
     "worker.concurrency": ("worker_concurrency", "WORKER_CONCURRENCY", "posint"),
+    "worker.queues": ("worker_queues", "WORKER_QUEUES", "str"),
     "sidecar.id": ("sidecar_id", "SIDECAR_ID", "str"),
     "sidecar.pool": ("sidecar_pool", "SIDECAR_POOL", "posint"),
     "sidecar.statusSweep": ("status_sweep", "STATUS_SWEEP", "duration"),
