@@ -109,5 +109,5 @@ def test_account_without_smtp_fails(r, smtp, item):
 def test_sweep_reenqueues_lost_items(r, item):
     r.zadd(keys.OUTBOX_DUE, {item: 0})    # as if its task message was lost long ago
     assert _task_module().sweep(r) == 1
-    assert r.llen("celery") == 1           # a new imapapi.submit message on the broker
+    assert r.llen("submit") == 1           # a new imapapi.submit message on its own queue
     assert _task_module().sweep(r) == 0    # not again while that one is on its way
