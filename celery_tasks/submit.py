@@ -73,7 +73,7 @@ def deliver(redis, account: str, queue_id: str, *, max_attempts: int = MAX_ATTEM
     env = item["envelope"]
     try:
         result = send(smtp_config, env["from"], env["to"], raw,
-                      timeout=max(get_settings().command_timeout, 30.0))
+                      timeout=get_settings().smtp_timeout)
     except SMTPFailure as exc:
         return _failed_attempt(redis, account, item, attempt, exc, max_attempts)
     outbox.mark_sent(redis, queue_id, result)

@@ -66,6 +66,7 @@ class Settings:
     max_accounts_per_sidecar: int = 20000
     status_sweep: float = 60.0
     submit_max_size: int = 25 * 1024 * 1024
+    smtp_timeout: float = 30.0       # per SMTP socket operation (connect, greeting, each reply)
     webhook_timeout: float = 10.0
     webhook_secret: str | None = None
     extra: dict = field(default_factory=dict)
@@ -93,6 +94,7 @@ OPTIONS: dict[str, tuple[str, str, str]] = {
     "sidecar.pool": ("sidecar_pool", "SIDECAR_POOL", "posint"),
     "sidecar.statusSweep": ("status_sweep", "STATUS_SWEEP", "duration"),
     "smtp.maxSize": ("submit_max_size", "SUBMIT_MAX_SIZE", "size"),
+    "smtp.timeout": ("smtp_timeout", "SMTP_TIMEOUT", "duration"),
     "webhooks.timeout": ("webhook_timeout", "WEBHOOK_TIMEOUT", "duration"),
 }
 LEVELS = {"trace", "debug", "info", "warn", "warning", "error", "fatal", "critical"}

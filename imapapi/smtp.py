@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import functools
+import re
 import smtplib
 import socket
 import ssl
 
 DEFAULT_TIMEOUT = 30.0   # per socket operation; a stuck server must not hold a worker forever
+# RFC 5321 4.5.3.2.6 asks clients to wait 10 min for the reply to the final dot: a timeout there is
+# ambiguous (the server may have taken the message) and the retry would deliver it twice. Kept
+# under the worker's 300 s soft time limit so the attempt still ends as a deferral.
+DATA_DONE_TIMEOUT = 240.0
 
 
 class SMTPFailure(Exception):
@@ -163,8 +168,25 @@ def _transaction(client: smtplib.SMTP, mail_from: str, rcpt_to: list[str], raw: 
         detail = "; ".join(f"{r}: {c} {t}" for r, (c, t) in rejected.items())
         raise SMTPFailure(f"All recipients were rejected: {detail}",
                           transient=400 <= worst < 500, code=worst)
-    code, resp = client.data(raw)
+    code, resp = _data(client, raw)
     if code != 250:
         raise _classify_code(code, _text(resp), "DATA")
     return {"response": f"{code} {_text(resp)}", "accepted": accepted,
             "rejected": {r: f"{c} {t}" for r, (c, t) in rejected.items()}}
+
+
+def _data(client: smtplib.SMTP, raw: bytes) -> tuple[int, bytes]:
+    """smtplib's data(), but the reply to the final dot gets DATA_DONE_TIMEOUT (see above)."""
+    code, resp = client.docmd("DATA")
+    if code != 354:
+        raise smtplib.SMTPDataError(code, resp)
+    payload = re.sub(rb"(?m)^\.", b"..", raw)   # dot-stuffing (RFC 5321 4.5.2)
+    if not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    client.send(payload + b".\r\n")
+    client.sock.settimeout(max(client.timeout or 0, DATA_DONE_TIMEOUT))
+    try:
+        return client.getreply()
+    finally:
+        if client.sock is not None:   # getreply() closes the client when the read fails
+            client.sock.settimeout(client.timeout)
