@@ -51,14 +51,16 @@ def upsert(redis, data: dict) -> dict:
         if name in data:
             value = data[name]
             fields[name] = json.dumps(value) if name in JSON_FIELDS or name == "copy" else str(value)
-    fields.setdefault("notifyFrom", now_iso())
     key = keys.account(account)
     pipe = redis.pipeline(transaction=True)
     pipe.exists(key)
     pipe.hset(key, mapping=fields)
     for name in CONFIG_FIELDS:
-        if name not in fields:
+        if name not in fields and name != "notifyFrom":
             pipe.hdel(key, name)   # a POST describes the whole account; drop stale settings
+    # notifyFrom defaults to the creation time; re-posting the account must not move it, or
+    # mail that arrived in between would never be reported as new.
+    pipe.hsetnx(key, "notifyFrom", now_iso())
     pipe.hsetnx(key, "state", "init")
     pipe.sadd(keys.ACCOUNTS, account)
     existed = pipe.execute()[0]
