@@ -212,7 +212,7 @@ class Account:
         client, self.client, self.session.client = self.client, None, None
         try:
             if self.idling and logout:
-                client.idle_done()
+                idle.idle_done(client)
         except Exception:
             logout = False
         self.idling = self.paused = False
@@ -296,7 +296,7 @@ class Account:
                     and now < self.session.next_tick):
                 self._arm()
                 return
-            responses += client.idle_done()[1]
+            responses += idle.idle_done(client)[1]
             self.idling = False
         else:
             responses = client.noop()[1]
@@ -322,7 +322,7 @@ class Account:
             self.paused = False
             if self.idling:
                 self.idling = False
-                responses = self.client.idle_done()[1]
+                responses = idle.idle_done(self.client)[1]
                 changes = [r for r in responses if not (r and r[0] == b"OK")]
                 if changes:
                     self.rt.hooks.on_idle_responses(self.session, changes)

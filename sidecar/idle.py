@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import heapq
+import imaplib
 import itertools
 import logging
 import os
@@ -16,7 +17,7 @@ import threading
 import time
 from collections import deque
 
-from imapclient.imapclient import _parse_untagged_response
+from .imap import responses
 
 log = logging.getLogger(__name__)
 
@@ -177,14 +178,35 @@ def _readable_now(sock) -> bool:
 def read_available(client) -> list:
     """Parsed untagged responses that can be read now (IDLE running); raises abort on EOF.
 
-    Whole lines are read with the normal (blocking, timed) socket so a line split across
-    TCP segments is never mistaken for garbage."""
-    out = []
+    Whole responses are read with the normal (blocking, timed) socket so a line or literal split
+    across TCP segments is never mistaken for garbage; a `{n}` literal (Dovecot sends non-ASCII
+    mailbox names that way) is read as exactly n bytes through imaplib's own buffer."""
+    imap, out = client._imap, []
     for _ in range(10000):   # bounded: a flood of updates is finished by idle_done()
         if not (has_buffered(client) or _readable_now(client.socket())):
             break
-        out.append(_parse_untagged_response(client._imap._get_line()))
+        out.append(responses.parse_untagged(responses.read_response(imap._get_line, imap.read)))
     return out
+
+
+def idle_done(client) -> tuple:
+    """imapclient's idle_done(), literal-aware: its version parses only the first line of each
+    response, so a pushed literal arriving before the DONE answer would break the connection."""
+    imap, tag = client._imap, client._idle_tag
+    imap.send(b"DONE\r\n")
+    out = []
+    for _ in range(100000):
+        parts = responses.read_response(imap._get_line, imap.read)
+        line = responses.first_line(parts)
+        if line.startswith(tag + b" "):
+            imap.tagged_commands.pop(tag, None)
+            typ, _, text = line[len(tag) + 1:].partition(b" ")
+            if typ.upper() != b"OK":
+                raise imaplib.IMAP4.error(f"IDLE failed: {line!r}")
+            return text, out
+        if line.startswith(b"* "):
+            out.append(responses.parse_untagged(parts))
+    raise imaplib.IMAP4.abort("no answer to DONE")
 
 
 def is_keepalive(responses) -> bool:

@@ -43,7 +43,16 @@ class Ctx:
         self.sweep_at = float("inf")           # an extra sweep requested (after an API op)
 
     def next_tick(self) -> float:
+        if self.pending:
+            return 0.0   # pushes collected during our own commands: handle them at once
+        return self.sweep_due()
+
+    def sweep_due(self) -> float:
         return min(self.watch.next_due(), self.sweep_at)
+
+    def collect(self, client) -> None:
+        """Move pushes imaplib kept aside into pending before a SELECT flushes them."""
+        self.pending.feed_pushed(notify.pending_pushes(client, IDLE_FOLDER, self.folders))
 
 
 class SyncEngine(SyncHooks):
@@ -70,16 +79,18 @@ class SyncEngine(SyncHooks):
         except Exception:
             log.exception("%s: authenticationSuccess event failed", session.account)
         self._pass(session, ctx)
-        session.next_tick = ctx.watch.next_due()
+        ctx.collect(session.client)
+        session.next_tick = ctx.next_tick()
 
     def resume(self, session) -> None:
         """After an op (off its latency path): handle what was pushed meanwhile, re-select the
         idle folder, and sweep soon for what the op itself changed in other folders."""
         ctx = self._ctx(session)
-        ctx.pending.feed_pushed(notify.pending_pushes(session.client, IDLE_FOLDER))
+        ctx.collect(session.client)
         ctx.pending.selected = True
         self._drain(session, ctx)
         ctx.sweep_at = min(ctx.sweep_at, time.time() + RESUME_SWEEP_DELAY)
+        ctx.collect(session.client)
         session.next_tick = ctx.next_tick()
 
     def on_idle_responses(self, session, responses: list) -> None:
@@ -87,7 +98,7 @@ class SyncEngine(SyncHooks):
         an op borrows the connection, the op does not wait for our sync; on the IDLE path the
         tick follows at once (resume() covers the op path)."""
         ctx = self._ctx(session)
-        ctx.pending.feed(responses)
+        ctx.pending.feed(responses, ctx.folders)
         if ctx.pending:
             session.next_tick = 0.0
 
@@ -95,9 +106,10 @@ class SyncEngine(SyncHooks):
         ctx = self._ctx(session)
         if ctx.pending:
             self._drain(session, ctx)
-        if time.time() >= ctx.next_tick():
+        if time.time() >= ctx.sweep_due():
             ctx.sweep_at = float("inf")
             self._pass(session, ctx)
+        ctx.collect(session.client)
         session.next_tick = ctx.next_tick()
 
     def on_disconnected(self, session) -> None:
@@ -128,12 +140,15 @@ class SyncEngine(SyncHooks):
             self._apply(session, ctx, pushed)
 
     def _apply(self, session, ctx, pushed: notify.Pushed) -> None:
-        """React to pushes: a LIST push means a full pass; else the named folders, then INBOX."""
-        if pushed.listing or not ctx.folders:
+        """React to pushes: a LIST push (or a folder we do not know yet) means a full pass; else
+        the named folders, then INBOX."""
+        if pushed.listing or not ctx.folders or pushed.folders - set(ctx.folders):
             self._pass(session, ctx)
             return
         fs = self._syncer(session, ctx)
         for path in sorted(pushed.folders):
+            if pushed.stale(path, state.load_status(session.redis, session.account, path)):
+                continue   # Dovecot pushes ~0.5 s late: often a sync already took this change
             if path in ctx.folders and path != IDLE_FOLDER:
                 self._sync_one(fs, ctx, path, silent=False)
         # Always end on the idle folder: it re-selects it for IDLE and catches up on it.
@@ -185,9 +200,10 @@ class SyncEngine(SyncHooks):
             self._sync_one(fs, ctx, path, silent=not baselined)
         if not baselined:
             fs.commit([], [state.account_update(account, folders, baselined=True)])
-        ctx.watch.start(client, folders)
+        ctx.watch.start(client)
 
     def _sync_one(self, fs: FolderSync, ctx, path: str, *, silent: bool, flags_hint=False) -> None:
+        ctx.collect(fs.client)
         try:
             fs.sync(path, ctx.folders.get(path, {}).get("specialUse") or special_use(path, ()),
                     silent_baseline=silent, flags_hint=flags_hint)

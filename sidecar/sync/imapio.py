@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import imaplib
 
+from imapclient import imap_utf7
 from imapclient.response_parser import parse_fetch_response, parse_response
+
+from sidecar.imap import responses
 
 from .diff import ServerStatus, norm_flags
 
@@ -87,37 +90,35 @@ def uid_search_all(client) -> list[int]:
     return sorted(int(u) for u in client.search(["ALL"]))
 
 
-NOTIFY_MAX_FOLDERS = 500
+def push_path(raw, known=()) -> str:
+    """A mailbox name from a NOTIFY push -> our path (modified UTF-7, as LIST gives it).
+
+    Dovecot 2.3 pushes names decoded (UTF-8, as a literal when non-ASCII; `A&B` for `A&-B`)
+    even without UTF8=ACCEPT, while other servers send modified UTF-7: non-ASCII bytes can
+    only be the decoded form; an ASCII name is whichever form names a folder we know."""
+    name = folder_name(raw)
+    if name == "INBOX" or name in known:
+        return name
+    encoded = imap_utf7.encode(name).decode("ascii")
+    if not name.isascii() or encoded in known:
+        return encoded
+    return name
 
 
-def notifiable(path: str) -> bool:
-    """Dovecot pushes non-ASCII names as UTF-8 literals, which line-based IDLE readers cannot
-    parse; such folders (and odd names) are left to the STATUS sweep."""
-    return path != "INBOX" and "&" not in path and '"' not in path and "\\" not in path \
-        and path.isascii() and path.isprintable()
+# `personal` rather than a list of names: it covers folders created later without a new NOTIFY,
+# and MailboxName pushes creations/deletions/renames as untagged LIST (deletion: \NonExistent).
+NOTIFY_SET = ("SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange))"
+              " (personal (MessageNew MessageExpunge FlagChange MailboxName))")
 
 
-def notify_none(client) -> None:
-    # Dovecot keeps the old filter on a second NOTIFY SET; NONE first makes the new one apply.
-    client._imap._simple_command("NOTIFY", "NONE")
-
-
-def notify_set(client, paths) -> bool:
-    """NOTIFY for the given folders (+ the selected one); -> False when no folder qualifies.
-
-    No MailboxName events: their LIST pushes may carry literals too; the sweep sees new folders."""
-    names = sorted(p for p in paths if notifiable(p))[:NOTIFY_MAX_FOLDERS]
-    arg = "SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange))"
-    if names:
-        quoted = " ".join('"%s"' % n for n in names)
-        arg += f" (mailboxes ({quoted}) (MessageNew MessageExpunge FlagChange))"
-    typ, data = client._imap._simple_command("NOTIFY", arg)
+def notify_set(client) -> None:
+    """NOTIFY for the selected folder and every personal folder, including folder changes."""
+    typ, data = client._imap._simple_command("NOTIFY", NOTIFY_SET)
     if typ != "OK":
         raise imaplib.IMAP4.error(f"NOTIFY failed: {data}")
-    return bool(names)
 
 
-def _status_dict(items) -> dict:
+def status_dict(items) -> dict:
     out = {}
     items = list(items or ())
     for i in range(0, len(items) - 1, 2):
@@ -125,15 +126,16 @@ def _status_dict(items) -> dict:
     return out
 
 
-def parse_status_line(line) -> tuple[str, dict] | None:
-    """b'Work (MESSAGES 3 UIDNEXT 5)' -> ("Work", {...})."""
+def parse_status_line(line, known=()) -> tuple[str, dict] | None:
+    """b'Work (MESSAGES 3 UIDNEXT 5)' (or imaplib's literal parts of it) -> ("Work", {...})."""
+    parts = line if isinstance(line, list) else [line if isinstance(line, bytes) else line.encode()]
     try:
-        parsed = parse_response([line if isinstance(line, bytes) else line.encode()])
+        parsed = parse_response(parts)
     except Exception:
         return None
     if len(parsed) < 2:
         return None
-    return folder_name(parsed[0]), _status_dict(parsed[1])
+    return push_path(parsed[0], known), status_dict(parsed[1])
 
 
 def list_folders(client, caps: set[str]) -> dict[str, dict]:
@@ -152,11 +154,12 @@ def list_folders(client, caps: set[str]) -> dict[str, dict]:
         if typ != "OK":
             raise imaplib.IMAP4.error(f"LIST failed: {data}")
         typ, lines = imap._untagged_response(typ, data, "LIST")
-        for raw in imap.untagged_responses.pop("STATUS", None) or ():
-            got = parse_status_line(raw)
+        rows = client._proc_folder_list(lines)
+        known = {folder_name(name) for _, _, name in rows}
+        for parts in responses.regroup(imap.untagged_responses.pop("STATUS", None)):
+            got = parse_status_line(parts, known)
             if got:
                 statuses[got[0]] = got[1]
-        rows = client._proc_folder_list(lines)
     else:
         rows = client.list_folders()
     out = {}

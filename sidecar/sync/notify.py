@@ -4,10 +4,11 @@ from __future__ import annotations
 import logging
 import time
 
+from sidecar.imap.responses import regroup
+
 from . import imapio
 
 log = logging.getLogger(__name__)
-
 
 
 class Watch:
@@ -16,30 +17,25 @@ class Watch:
     def __init__(self, caps: set[str], sweep_every: float):
         self.caps = caps
         self.notify = False
-        self.notified: tuple = ()   # the folder set NOTIFY was last set for
         self.sweep_every = max(1.0, float(sweep_every))
         self.last_sweep = 0.0
 
-    def start(self, client, folders) -> None:
-        """(Re)issue NOTIFY when offered and the folder set changed; a refusal means sweeps."""
-        if "NOTIFY" not in self.caps:
-            return
-        wanted = tuple(sorted(folders))
-        if self.notify and wanted == self.notified:
+    def start(self, client) -> None:
+        """Issue NOTIFY once per connection when offered (it covers folders created later);
+        a refusal means sweeps only."""
+        if "NOTIFY" not in self.caps or self.notify:
             return
         try:
-            if self.notify:
-                imapio.notify_none(client)
-            imapio.notify_set(client, wanted)
-            self.notify, self.notified = True, wanted
+            imapio.notify_set(client)
+            self.notify = True
         except Exception as exc:
             if _is_connection_error(exc):
                 raise
-            self.notify = False
             log.info("NOTIFY refused (%s): falling back to STATUS sweeps", exc)
 
     def interval(self) -> float:
-        # Even with NOTIFY: folder creation/deletion and non-ASCII folders come from the sweep.
+        # Even with NOTIFY: the sweep is the safety net for pushes lost while a SELECT flushed
+        # imaplib's untagged responses, and for folders outside the personal namespace.
         return self.sweep_every
 
     def next_due(self) -> float:
@@ -69,6 +65,7 @@ class Pushed:
         self.selected = False       # EXISTS/EXPUNGE/FETCH/VANISHED on the selected folder
         self.flags = False          # an untagged FETCH: flags changed (matters without CONDSTORE)
         self.folders: set[str] = set()
+        self.statuses: dict[str, dict] = {}   # path -> the last STATUS values pushed for it
         self.listing = False        # LIST pushed: a folder was created, renamed or deleted
 
     def __bool__(self):
@@ -78,10 +75,12 @@ class Pushed:
         self.selected |= other.selected
         self.flags |= other.flags
         self.folders |= other.folders
+        self.statuses.update(other.statuses)
         self.listing |= other.listing
         return self
 
-    def feed(self, responses) -> "Pushed":
+    def feed(self, responses, known=()) -> "Pushed":
+        """`known`: our folder paths, to tell which form a pushed name is in (imapio.push_path)."""
         for resp in responses or ():
             if not isinstance(resp, tuple) or not resp:
                 continue
@@ -96,24 +95,35 @@ class Pushed:
             if kind == "VANISHED":
                 self.selected = True
             elif kind == "STATUS" and len(resp) > 1:
-                name = imapio.folder_name(resp[1])
-                if name == self.idle_folder:
-                    self.selected = True
-                else:
-                    self.folders.add(name)
+                items = resp[2] if len(resp) > 2 and isinstance(resp[2], tuple) else ()
+                self._status(imapio.push_path(resp[1], known), imapio.status_dict(items))
             elif kind == "LIST":
                 self.listing = True
         return self
 
+    def _status(self, name: str, values: dict) -> None:
+        if name == self.idle_folder:
+            self.selected = True
+        else:
+            self.folders.add(name)
+            self.statuses[name] = values
 
-def pending_pushes(client, idle_folder: str = "INBOX") -> Pushed:
-    """STATUS/LIST pushes that arrived while an op ran commands (imaplib kept them aside)."""
+    def stale(self, path: str, stored: dict | None) -> bool:
+        """Pure: the push says nothing our stored state lacks (it arrived after we synced).
+        Only with HIGHESTMODSEQ: without it a flag change would look like no change."""
+        pushed = self.statuses.get(path) or {}
+        return "HIGHESTMODSEQ" in pushed and stored is not None and not status_moved(stored, pushed)
+
+
+def pending_pushes(client, idle_folder: str = "INBOX", known=()) -> Pushed:
+    """STATUS/LIST pushes that arrived while commands ran (imaplib kept them aside; a SELECT
+    would flush them, so callers collect them before one)."""
     pushed = Pushed(idle_folder)
     untagged = client._imap.untagged_responses
-    for raw in untagged.pop("STATUS", None) or ():
-        got = imapio.parse_status_line(raw)
-        if got and got[0] != idle_folder:
-            pushed.folders.add(got[0])
+    for parts in regroup(untagged.pop("STATUS", None)):
+        got = imapio.parse_status_line(parts, known)
+        if got:
+            pushed._status(*got)
     if untagged.pop("LIST", None):
         pushed.listing = True
     return pushed

@@ -1,7 +1,7 @@
 """Pure parts of folder watching: which pushes mean what, when a STATUS means "sync it"."""
 import pytest
 
-from sidecar.sync.imapio import notifiable, parse_status_line, parse_uid_set, parse_vanished
+from sidecar.sync.imapio import parse_status_line, parse_uid_set, parse_vanished, push_path
 from sidecar.sync.notify import Pushed, status_moved
 
 PUSH_CASES = [
@@ -12,6 +12,10 @@ PUSH_CASES = [
     ([(b"STATUS", b"Work", (b"MESSAGES", 2))], False, False, {"Work"}, False),
     ([(b"STATUS", b"INBOX", (b"MESSAGES", 2))], True, False, set(), False),
     ([(b"LIST", (), b"/", b"New")], False, False, set(), True),
+    ([(b"LIST", (b"\\NonExistent",), b"/", b"Gone")], False, False, set(), True),
+    # Dovecot: a non-ASCII name arrives decoded (a literal); our path is modified UTF-7
+    ([(b"STATUS", "Ärger/Über".encode(), (b"MESSAGES", 1))], False, False,
+     {"&AMQ-rger/&ANw-ber"}, False),
     ([(b"OK", b"Still here")], False, False, set(), False),
     ([], False, False, set(), False),
 ]
@@ -56,7 +60,40 @@ def test_parse_status_line():
         "Sent Items", {"MESSAGES": 3, "UIDNEXT": 5})
 
 
-@pytest.mark.parametrize("path,ok", [("Work", True), ("INBOX", False), ("W&APY-rk", False),
-                                     ('a"b', False), ("Sent Items", True)])
-def test_notifiable(path, ok):
-    assert notifiable(path) is ok
+def test_parse_status_line_with_literal():
+    # imaplib's shape of a STATUS whose name came as a literal
+    parts = [(b"{12}", "Ärger/Über".encode()), b" (MESSAGES 1 HIGHESTMODSEQ 7)"]
+    assert parse_status_line(parts) == ("&AMQ-rger/&ANw-ber", {"MESSAGES": 1, "HIGHESTMODSEQ": 7})
+
+
+KNOWN = {"Work", "A&-B", "&AMQ-x", "&-AMQ-x"}
+
+
+@pytest.mark.parametrize("raw,known,path", [
+    (b"Work", KNOWN, "Work"),
+    (b"inbox", KNOWN, "INBOX"),
+    ("Äx".encode(), KNOWN, "&AMQ-x"),             # decoded form (Dovecot)
+    (b"&AMQ-x", {"&AMQ-x"}, "&AMQ-x"),            # modified UTF-7 (other servers)
+    (b"&AMQ-x", {"&-AMQ-x"}, "&-AMQ-x"),          # Dovecot: a folder literally named "&AMQ-x"
+    (b"A&B", KNOWN, "A&-B"),                      # Dovecot decodes "&-" too
+    (b"New", set(), "New"),                       # unknown: as sent (the engine does a pass)
+    ("Über".encode(), set(), "&ANw-ber"),
+])
+def test_push_path(raw, known, path):
+    assert push_path(raw, known) == path
+
+
+@pytest.mark.parametrize("pushed,stored,stale", [
+    ({"MESSAGES": 1, "UIDNEXT": 2, "HIGHESTMODSEQ": 5},
+     {"uidValidity": 0, "uidNext": 2, "messages": 1, "highestModseq": 5}, True),
+    ({"MESSAGES": 1, "UIDNEXT": 2, "HIGHESTMODSEQ": 6},
+     {"uidValidity": 0, "uidNext": 2, "messages": 1, "highestModseq": 5}, False),
+    ({"MESSAGES": 1, "UIDNEXT": 2},                     # no MODSEQ: a flag change looks the same
+     {"uidValidity": 0, "uidNext": 2, "messages": 1, "highestModseq": 5}, False),
+    ({"MESSAGES": 1, "HIGHESTMODSEQ": 5}, None, False),
+])
+def test_stale_push(pushed, stored, stale):
+    p = Pushed("INBOX")
+    p.folders.add("Work")
+    p.statuses["Work"] = pushed
+    assert p.stale("Work", stored) is stale
