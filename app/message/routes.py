@@ -42,14 +42,23 @@ class Message(MethodView):
     @blp.arguments(UpdateSchema)
     @blp.response(200)
     def put(self, data, account, message):
-        """Update flags (`flags.add`, `flags.delete`, `flags.set`) and/or move (`path`)"""
+        """Update flags (`flags.add`, `flags.delete`, `flags.set`) and/or move (`path`)
+
+        Without MOVE the message is copied, flagged \\Deleted and that UID expunged; a server
+        without UIDPLUS too can not expunge one UID alone, so the original stays flagged
+        \\Deleted and the answer has `expunged: false` (other messages are never expunged).
+        """
         return run(T.MESSAGE_UPDATE, account=check_account_id(account),
                    message=check_message_id(message), **data)
 
     @blp.arguments(DeleteQuerySchema, location="query")
     @blp.response(200)
     def delete(self, query, account, message):
-        """Move to Trash; inside Trash or with `force=true` expunge this message only"""
+        """Move to Trash; inside Trash or with `force=true` expunge this message only
+
+        `expunged: false` in the answer: the server lacks UIDPLUS, so the message is left
+        flagged \\Deleted rather than risk expunging other messages flagged so.
+        """
         return run(T.MESSAGE_DELETE, account=check_account_id(account),
                    message=check_message_id(message), force=query["force"])
 
@@ -81,5 +90,9 @@ class MessageUpload(MethodView):
     @blp.arguments(UploadSchema)
     @blp.response(200, UploadResultSchema)
     def post(self, data, account):
-        """Upload (APPEND) a message: `raw` (base64 RFC 822) or the same fields as submit"""
+        """Upload (APPEND) a message: `raw` (base64 RFC 822) or the same fields as submit
+
+        With `reference` the threading headers and subject come from the referenced message as
+        when sending (404, nothing stored, when it is gone); it is not flagged \\Answered.
+        """
         return run(T.MESSAGE_UPLOAD, account=check_account_id(account), data=data)

@@ -8,7 +8,7 @@ import re
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from app.submit.schemas import AddressSchema, AttachmentSchema
+from app.submit.schemas import AddressSchema, AttachmentSchema, ReferenceSchema
 from imapapi.schemas import Strict
 
 MAX_BYTES = 1024 ** 3
@@ -82,6 +82,9 @@ class UploadSchema(Strict):
     attachments = fields.List(fields.Nested(AttachmentSchema))
     messageId = fields.String(validate=validate.Length(max=998))
     headers = fields.Dict(keys=fields.String(), values=fields.String())
+    reference = fields.Nested(ReferenceSchema, metadata={
+        "description": "Reply to / forward a stored message: In-Reply-To, References and the "
+                       "subject as when sending (the referenced message is not flagged)"})
 
     @ma.validates_schema
     def _raw_or_fields(self, data, **_):

@@ -24,18 +24,29 @@ def _copyuid(data) -> tuple[int, int] | None:
     return None
 
 
-def _expunge_uid(client, uid: int) -> None:
-    """Remove exactly this UID. Without UIDPLUS a plain EXPUNGE would also remove other messages
-    someone flagged \\Deleted, so the message is only left flagged then."""
+def _expunge_uid(client, uid: int) -> bool:
+    """Flag this UID \\Deleted and remove exactly it -> whether it was expunged.
+
+    Without UIDPLUS there is no UID EXPUNGE, and a plain EXPUNGE also removes every message
+    another client flagged \\Deleted (some keep such messages as an undoable soft delete). A
+    SEARCH for other \\Deleted messages first would still race with those clients, so the
+    message is only left flagged (the caller reports `expunged: false`); the next EXPUNGE by
+    any client removes it."""
+    # capability first: the flag is set either way, the removal only where it is exact
+    exact = client.has_capability("UIDPLUS")
     client.add_flags([uid], [b"\\Deleted"], silent=True)
-    if client.has_capability("UIDPLUS"):
+    if exact:
         client.uid_expunge([uid])
+    return exact
 
 
 def move_uid(ctx, client, uid: int, target: str) -> dict:
-    """Move one UID from the selected folder; -> {path, id?, uid?} (id/uid when COPYUID is sent)."""
+    """Move one UID from the selected folder; -> {path, id?, uid?, expunged?} (id/uid when
+    COPYUID is sent; `expunged: false` when, without MOVE and UIDPLUS, the original is only
+    flagged \\Deleted)."""
     imap = client._imap    # imaplib keeps untagged response codes (COPYUID) here
     imap.untagged_responses.pop("COPYUID", None)
+    out: dict = {"path": target}
     if client.has_capability("MOVE"):
         client.move([uid], target)
         copied = _copyuid(imap.untagged_responses.pop("COPYUID", None))
@@ -45,8 +56,8 @@ def move_uid(ctx, client, uid: int, target: str) -> dict:
         if typ != "OK":
             raise errors.UpstreamError(to_text(data[0] if data else b"COPY failed"))
         copied = _copyuid(data) or _copyuid(imap.untagged_responses.pop("COPYUID", None))
-        _expunge_uid(client, uid)
-    out = {"path": target}
+        if not _expunge_uid(client, uid):
+            out["expunged"] = False   # the copy is in `target`, the original flagged \\Deleted
     if copied:
         uid_validity, new_uid = copied
         out["id"] = ids.encode_message_id(ctx.registry.number(uid_validity, target), new_uid)
@@ -109,12 +120,15 @@ def delete(ctx, message: str, force: bool = False):
         fetch_one(client, uid, ["UID"])
         trash = None if force else find_trash(client)
         if trash is None or trash == current:
-            _expunge_uid(client, uid)
-            return {"deleted": True}
+            if _expunge_uid(client, uid):
+                return {"deleted": True}
+            return {"deleted": True, "expunged": False}   # flagged \\Deleted only (no UIDPLUS)
         # find_trash LISTed on this connection; the selected folder is unchanged
         moved = move_uid(ctx, client, uid, trash)
         out = {"destination": trash}
         if "id" in moved:
             out["messageId"] = moved["id"]
+        if moved.get("expunged") is False:
+            return {"moved": out, "expunged": False}
         return {"moved": out}
 

@@ -1,4 +1,4 @@
-"""Op messages.upload: APPEND a raw (base64) or composed message to a folder, with flags."""
+"""Op messages.upload: APPEND a raw (base64) or composed message (reply/forward too) to a folder."""
 from __future__ import annotations
 
 import base64
@@ -10,13 +10,15 @@ from imapclient.exceptions import IMAPClientError
 from imapapi import errors, ids
 
 from . import op
+from . import submit as submit_ops
 from .msgutil import check_flags, folder_exists, server_path
 
 _APPENDUID = re.compile(rb"APPENDUID\s+(\d+)\s+(\d+)", re.I)
 
 
-def raw_message(data: dict) -> bytes:
-    """The RFC 822 bytes: `raw` (base64) as given, else built from the structured fields."""
+def raw_message(data: dict, parent: dict | None = None) -> bytes:
+    """The RFC 822 bytes: `raw` (base64) as given, else built from the structured fields
+    (with `parent`, the referenced message, giving the reply/forward headers as sending does)."""
     if data.get("raw") is not None:
         try:
             raw = base64.b64decode("".join(str(data["raw"]).split()), validate=True)
@@ -30,6 +32,8 @@ def raw_message(data: dict) -> bytes:
     from imapapi import compose
 
     fields = {k: v for k, v in data.items() if k not in ("path", "flags", "raw")}
+    if parent is not None:
+        fields = compose.apply_reference(fields, parent, fields["reference"]["action"])
     raw, _message_id = compose.build(fields)
     return raw
 
@@ -39,7 +43,17 @@ def upload(ctx, data: dict):
     data = data or {}
     path = server_path(data.get("path"))
     flags = check_flags(data.get("flags"))
-    raw = raw_message(data)
+    parent = None
+    ref = data.get("reference")
+    if ref and data.get("raw") is None:
+        # Looked up as for sending (404, nothing appended, when it is gone). Unlike the original,
+        # the referenced message is not flagged \\Answered: a stored draft is not an answer yet.
+        ref = {"action": "reply", **ref}
+        data = {**data, "reference": ref}
+        parent = submit_ops.reference(
+            ctx, message=ref["message"],
+            attachments=ref["action"] == "forward" and ref.get("attachments", True))
+    raw = raw_message(data, parent)
     with ctx.client() as client:
         if not folder_exists(client, path):
             raise errors.MailboxNotFound(path=data.get("path"))
