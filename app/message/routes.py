@@ -32,7 +32,8 @@ class Message(MethodView):
         """Details: envelope, flags, size, decoded headers, attachments, text id (and text)
 
         Built from BODYSTRUCTURE, ENVELOPE and the header block; the message itself is not
-        downloaded. With `textType` the text is included, capped by `maxBytes`.
+        downloaded. With `textType` the text is included, capped by `maxBytes`; with
+        `textType=*` a reply also gets `text.visible` (its plain text without the quote).
         """
         args = {"message": check_message_id(message)}
         if "textType" in query:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from imapapi import errors, ids
-from sidecar.imap import bodystructure, listing
+from sidecar.imap import bodystructure, listing, replytext
 from sidecar.imap.codec import addresses, decode_words, to_text
 from sidecar.imap.textdecode import TextDecoder, encoded_budget, unflow, utf8_cut
 
@@ -143,7 +143,17 @@ def get_message(ctx, message: str, textType: str | None = None, maxBytes: int = 
             structure = bodystructure.analyze(entry[b"BODYSTRUCTURE"])
             out["text"].update(collect_text(client, uid, structure, structure.groups, textType,
                                             maxBytes))
+            if textType == "*":
+                add_visible(out)
     return out
+
+
+def add_visible(out: dict) -> None:
+    """A reply with all text types asked for gets `text.visible`: its plain text without the
+    quoted original (as the original API did)."""
+    headers = out.get("headers") or {}
+    if "plain" in out["text"] and ("in-reply-to" in headers or "references" in headers):
+        out["text"]["visible"] = replytext.visible_text(out["text"]["plain"])
 
 
 @op("messages.text")

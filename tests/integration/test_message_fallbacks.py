@@ -1,18 +1,15 @@
-"""End to end: move/delete on servers without MOVE (and UIDPLUS), and upload as a reply/forward."""
+"""End to end: move and delete on a Dovecot advertising no MOVE, and no MOVE and no UIDPLUS."""
 from __future__ import annotations
 
-import base64
-import email
 import re
 import shutil
 import tempfile
-from email import policy
 
 import pytest
 
 from tests.fixtures.dovecot import Dovecot, capabilities_without
 from tests.fixtures.services import CONNECT_TIMEOUT, Account, unique
-from tests.integration.helpers import assert_error, message
+from tests.integration.helpers import message
 
 pytestmark = pytest.mark.integration
 
@@ -127,90 +124,3 @@ def test_move_and_delete_without_move(api, limited, limited_account):
     assert count(r"UID COPY .*") == 2, sent
     assert count(r"EXPUNGE") == 0, sent      # a plain EXPUNGE would take the soft-deleted one
     assert count(r"UID EXPUNGE .*") == (3 if uidplus else 0), sent
-
-
-# -- upload as a reply / forward ---------------------------------------------------------------
-def stored(acc, folder: str, uid: int):
-    conn = acc.imap()
-    try:
-        conn.select_folder(folder, readonly=True)
-        data = conn.fetch([uid], ["BODY.PEEK[]", "FLAGS"])[uid]
-    finally:
-        conn.logout()
-    return email.message_from_bytes(data[b"BODY[]"], policy=policy.default), set(data[b"FLAGS"])
-
-
-def flags_of(acc, folder, uid) -> set:
-    conn = acc.imap()
-    try:
-        conn.select_folder(folder, readonly=True)
-        return set(conn.get_flags([uid]).get(uid, ())) - {b"\\Recent"}
-    finally:
-        conn.logout()
-
-
-PARENT = (b"From: Carol <carol@example.com>\r\nReply-To: Desk <desk@example.com>\r\n"
-          b"To: Bob <bob@example.com>\r\nSubject: Quarterly numbers\r\n"
-          b"Date: Mon, 04 Mar 2024 10:00:00 +0000\r\nMessage-ID: <parent@example.com>\r\n"
-          b"In-Reply-To: <root@example.com>\r\nReferences: <root@example.com>\r\n"
-          b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
-          b"--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
-          b"--b\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=q.csv\r\n"
-          b"\r\na,b\r\n1,2\r\n--b--\r\n")
-
-
-def test_upload_reply_and_forward_derive_headers_without_flagging(api, new_account):
-    acc = new_account()
-    acc.append(PARENT)
-    parent = next(iter(listing(api, acc).values()))
-    url = f"/v1/account/{acc.id}/message"
-    base = {"path": "Drafts", "from": {"address": "bob@example.com"}, "text": "Sounds good\n"}
-
-    resp = api.post(url, json={**base, "flags": ["\\Draft"],
-                               "reference": {"message": parent["id"], "action": "reply"}})
-    assert resp.status_code == 200, resp.text
-    reply, flags = stored(acc, "Drafts", resp.json()["uid"])
-    assert reply["In-Reply-To"] == "<parent@example.com>"
-    assert reply["References"] == "<root@example.com> <parent@example.com>"
-    assert reply["Subject"] == "Re: Quarterly numbers"
-    assert reply["To"] == "Desk <desk@example.com>"       # Reply-To wins, as when sending
-    assert flags - {b"\\Recent"} == {b"\\Draft"}
-
-    resp = api.post(url, json={**base, "to": [{"address": "eve@example.com"}],
-                               "subject": "FYI", "headers": {"References": "<spoof@x>"},
-                               "reference": {"message": parent["id"], "action": "forward"}})
-    assert resp.status_code == 200, resp.text
-    fwd, _flags = stored(acc, "Drafts", resp.json()["uid"])
-    assert fwd["Subject"] == "FYI" and fwd["In-Reply-To"] is None
-    assert fwd["References"] == "<root@example.com> <parent@example.com>"
-    assert [(p.get_filename(), p.get_payload(decode=True)) for p in fwd.iter_attachments()] == [
-        ("q.csv", b"a,b\r\n1,2")]
-    resp = api.post(url, json={**base, "to": [{"address": "eve@example.com"}], "reference": {
-        "message": parent["id"], "action": "forward", "attachments": False}})
-    fwd, _flags = stored(acc, "Drafts", resp.json()["uid"])
-    assert fwd["Subject"] == "Fwd: Quarterly numbers" and list(fwd.iter_attachments()) == []
-
-    # unlike the original, storing a reply does not mark the message answered
-    assert flags_of(acc, "INBOX", parent["uid"]) == set()
-
-
-def test_upload_with_missing_reference_is_404_and_stores_nothing(api, new_account):
-    acc = new_account()
-    acc.append(message("short-lived"))
-    gone = next(iter(listing(api, acc).values()))
-    conn = acc.imap()
-    conn.select_folder("INBOX")
-    conn.delete_messages([gone["uid"]])
-    conn.expunge()
-    conn.logout()
-    url = f"/v1/account/{acc.id}/message"
-    base = {"path": "Drafts", "from": {"address": "bob@example.com"}, "text": "hi"}
-    for ref in ({"message": gone["id"]}, {"message": "AAAAAQAAAAE", "action": "forward"}):
-        body = assert_error(api.post(url, json={**base, "reference": ref}), 404, "MessageNotFound")
-        assert re.search("referenced", body["message"], re.I), body
-    assert mailbox(acc, "Drafts") == {}
-    raw = base64.b64encode(message("raw")).decode()
-    assert_error(api.post(url, json={"path": "Drafts", "raw": raw,
-                                     "reference": {"message": gone["id"]}}), 400)
-    assert_error(api.post(url, json={**base, "reference": {"message": gone["id"],
-                                                           "action": "answer"}}), 400)
