@@ -1,11 +1,12 @@
-"""Benchmark: APPEND-to-webhook-POST latency (INBOX via IDLE, another folder via NOTIFY) and the
+"""Benchmark: APPEND-to-webhook-POST latency (INBOX via IDLE, other folders via NOTIFY) and the
 Redis memory of the sync state of a 100,000-message folder.
 
     .venv/bin/python bench/webhook_latency.py [--count 50] [--db 6] [--messages 100000]
 
 Starts its own Dovecot, the real stack (worker, sidecar, API) on a flushed Redis DB and a local
 HTTP receiver; appends with a plain IMAP client one message at a time and measures from just
-before APPEND to the receiver getting the messageNew POST.
+before APPEND to the receiver getting the messageNew POST; also a non-ASCII folder (its name
+pushed as a literal) and CREATE-to-mailboxNew, with the STATUS sweep an hour away.
 """
 from __future__ import annotations
 
@@ -31,6 +32,15 @@ from tests.fixtures.stack import Stack  # noqa: E402
 from tests.fixtures.webhooks import Receiver  # noqa: E402
 
 
+UMLAUT = "&AMQ-rger/&ANw-ber"   # "Ärger/Über" in modified UTF-7
+
+
+def report(label, lat):
+    if lat:
+        print(f"{label:18s} n={len(lat):3d}  p50={statistics.median(lat) * 1000:7.1f} ms  "
+              f"p95={pct(lat, 95) * 1000:7.1f} ms  max={max(lat) * 1000:7.1f} ms", flush=True)
+
+
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -53,6 +63,26 @@ def measure(client, receiver, name, folder, count, timeout=30.0):
             time.sleep(0.005)
         else:
             print(f"  {folder}: message {i} not delivered within {timeout}s", flush=True)
+    return out
+
+
+def measure_created(client, receiver, name, count, timeout=30.0):
+    """CREATE by another client until the mailboxNew POST (NOTIFY MailboxName -> LIST pass)."""
+    out = []
+    for i in range(count):
+        path = f"Bench{i}x{time.time_ns()}"
+        t0 = time.time()
+        client.create_folder(path)
+        deadline = t0 + timeout
+        while time.time() < deadline:
+            hit = [r for r in receiver.received(name) if (r["json"] or {}).get("event") ==
+                   "mailboxNew" and r["json"].get("path") == path]
+            if hit:
+                out.append(hit[0]["at"] - t0)
+                break
+            time.sleep(0.005)
+        else:
+            print(f"  CREATE {path}: no mailboxNew within {timeout}s", flush=True)
     return out
 
 
@@ -111,22 +141,26 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="imapapi-bench-wh-"))
     tmp.chmod(0o755)   # Dovecot's unprivileged processes must enter it
     dovecot = Dovecot(tmp / "dovecot").start()
-    stack = Stack(url, log_dir=tmp / "logs")
+    # A sweep an hour away: every number below is a push (IDLE or NOTIFY), never the sweep.
+    stack = Stack(url, env={"STATUS_SWEEP": "1h"}, log_dir=tmp / "logs")
     receiver = Receiver().start()
     try:
         stack.start()
         dovecot.add_user("bench", "benchpw")
+        client = dovecot.client("bench", "benchpw")
+        client.folder_encode = False
+        client.create_folder("&AMQ-rger")
+        client.create_folder(UMLAUT)   # Dovecot pushes its name as a UTF-8 literal
         payload = dovecot.account_payload("bench", "bench", "benchpw",
                                           webhooks=receiver.url("bench"))
         assert requests.post(f"{stack.api_url}/v1/account", json=payload, timeout=10).ok
         stack.wait_state("bench", "connected", timeout=60)
         time.sleep(2.0)     # let the first pass (baseline, NOTIFY SET) finish
-        client = dovecot.client("bench", "benchpw")
-        for folder, label in (("INBOX", "INBOX (IDLE)"), ("Archive", "Archive (NOTIFY)")):
-            lat = measure(client, receiver, "bench", folder, args.count)
-            if lat:
-                print(f"{label:18s} n={len(lat):3d}  p50={statistics.median(lat) * 1000:7.1f} ms  "
-                      f"p95={pct(lat, 95) * 1000:7.1f} ms  max={max(lat) * 1000:7.1f} ms", flush=True)
+        for folder, label in (("INBOX", "INBOX (IDLE)"), ("Archive", "Archive (NOTIFY)"),
+                              (UMLAUT, "Ärger/Über NOTIFY")):
+            report(label, measure(client, receiver, "bench", folder, args.count))
+        report("CREATE->mailboxNew", measure_created(client, receiver, "bench",
+                                                     min(args.count, 20)))
         floor = idle_floor(dovecot)
         print(f"{'server IDLE floor':18s} n={len(floor):3d}  p50={statistics.median(floor) * 1000:7.1f} ms"
               f"  (bare IMAPClient IDLE, no IMAP API involved)", flush=True)

@@ -21,7 +21,7 @@ def literal_size(line: bytes) -> int | None:
 
 
 def read_response(get_line, read) -> list:
-    """One complete response in imaplib's shape: [b'line'] or [(b'line {n}', literal), ..., b'tail'].
+    """One complete response in imaplib's shape: [b'line'] or [(b'line {n}', data), ..., b'tail'].
 
     `get_line()` returns the next line without CRLF; `read(n)` returns exactly n bytes (imaplib's
     own reader: it drains its buffer before the socket, so bytes already read ahead are not lost).

@@ -154,7 +154,7 @@ def list_folders(client, caps: set[str]) -> dict[str, dict]:
         if typ != "OK":
             raise imaplib.IMAP4.error(f"LIST failed: {data}")
         typ, lines = imap._untagged_response(typ, data, "LIST")
-        rows = client._proc_folder_list(lines)
+        rows = list_rows(lines)
         known = {folder_name(name) for _, _, name in rows}
         for parts in responses.regroup(imap.untagged_responses.pop("STATUS", None)):
             got = parse_status_line(parts, known)
@@ -171,6 +171,22 @@ def list_folders(client, caps: set[str]) -> dict[str, dict]:
         out[path] = {"flags": flags, "delimiter": text(delimiter) if delimiter else None,
                      "status": statuses.get(path) if statuses else None}
     return out
+
+
+def list_rows(lines) -> list[tuple]:
+    """imaplib's LIST entries -> (flags, delimiter, name), one response at a time: a NOTIFY push
+    mixed in (decoded non-ASCII name, OLDNAME data) must not shift or break the real rows."""
+    rows = []
+    for parts in responses.regroup([x for x in lines or () if x is not None]):
+        try:
+            row = parse_response(parts)
+        except Exception:
+            continue
+        if len(row) == 3 and isinstance(row[2], (bytes, int)):
+            name = str(row[2]).encode() if isinstance(row[2], int) else row[2]
+            if name.isascii():   # a real LIST answer names folders in modified UTF-7
+                rows.append((row[0], row[1], name))
+    return rows
 
 
 def status(client, path: str, caps: set[str]) -> dict:

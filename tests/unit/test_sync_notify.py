@@ -1,7 +1,8 @@
 """Pure parts of folder watching: which pushes mean what, when a STATUS means "sync it"."""
 import pytest
 
-from sidecar.sync.imapio import parse_status_line, parse_uid_set, parse_vanished, push_path
+from sidecar.sync.imapio import (list_rows, parse_status_line, parse_uid_set, parse_vanished,
+                                  push_path)
 from sidecar.sync.notify import Pushed, status_moved
 
 PUSH_CASES = [
@@ -97,3 +98,17 @@ def test_stale_push(pushed, stored, stale):
     p.folders.add("Work")
     p.statuses["Work"] = pushed
     assert p.stale("Work", stored) is stale
+
+
+@pytest.mark.parametrize("lines,rows", [
+    ([b'(\\HasNoChildren) "/" INBOX', b'() "/" "Sent Items"'],
+     [((b"\\HasNoChildren",), b"/", b"INBOX"), ((), b"/", b"Sent Items")]),
+    ([(b'() "/" {9}', b"&AMQ-rger"), b"", b'() "/" 2024'],
+     [((), b"/", b"&AMQ-rger"), ((), b"/", b"2024")]),
+    # NOTIFY pushes mixed in: a decoded literal name and a rename with OLDNAME data
+    ([(b'() "/" {3}', "Äx".encode()), b"", b'() "/" New2 ("OLDNAME" (New1))', b'() "/" Work'],
+     [((), b"/", b"Work")]),
+    ([None], []),
+])
+def test_list_rows(lines, rows):
+    assert list_rows(lines) == rows
