@@ -236,3 +236,25 @@ def test_smtp_reply_to_the_message_held_past_the_timeout_is_not_sent_twice(api, 
     assert item["state"] == "sent" and item["attempts"] == 1, item
     time.sleep(3)   # a retry, if any, would arrive within its 2 s backoff
     assert smtp.attempts == 1 and len(smtp.received) == 1, smtp.received
+
+
+def test_slow_server_connects_and_answers(api, stack, new_account, imap_proxy):
+    imap_proxy.delay(200)   # every round trip of login, STARTTLS and the first sync is slow
+    acc = new_account(imap={"port": imap_proxy.port}, wait=None)
+    stack.wait_state(acc.id, "connected", timeout=40)
+    resp = listing(api, acc)
+    assert resp.status_code == 200, resp.text
+
+
+def test_server_cut_mid_request_is_503(api, stack, proxied, imap_proxy):
+    imap_proxy.delay(400)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        future = pool.submit(timed, listing, api, proxied)
+        time.sleep(0.6)
+        imap_proxy.close()
+        resp, took = future.result()
+    assert_error(resp, 503)
+    assert took < COMMAND_TIMEOUT + MARGIN, took
+    imap_proxy.passthrough()
+    stack.wait_state(proxied.id, "connected", timeout=30)
+    wait_until(lambda: listing(api, proxied).status_code == 200, 20, "listing 200 again")
