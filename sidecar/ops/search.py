@@ -61,7 +61,14 @@ def build_criteria(search: dict, capabilities=()) -> list:
                 raise _bad(key, "Must be a message set like 1:10,15")
             criteria += (["UID", text] if key == "uid" else [text])
         elif key == "modseq":
-            criteria += ["MODSEQ", int(value)]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise _bad(key, "Must be a non-negative integer")
+            if "CONDSTORE" not in capabilities:
+                # MODSEQ is a CONDSTORE search key; dropping it would silently match everything
+                raise errors.BadRequest(
+                    "The server does not support CONDSTORE", code="NotSupported",
+                    fields=[{"key": "search.modseq", "message": "Needs CONDSTORE on the server"}])
+            criteria += ["MODSEQ", value]
         elif key in ("emailId", "threadId"):
             if "OBJECTID" in capabilities:
                 criteria += [key[:-2].upper() + "ID", str(value)]

@@ -1,4 +1,4 @@
-"""End to end: move and delete on a Dovecot advertising no MOVE, and no MOVE and no UIDPLUS."""
+"""End to end: message ops on Dovecots advertising no MOVE, no UIDPLUS or no CONDSTORE."""
 from __future__ import annotations
 
 import re
@@ -9,14 +9,15 @@ import pytest
 
 from tests.fixtures.dovecot import Dovecot, capabilities_without
 from tests.fixtures.services import CONNECT_TIMEOUT, Account, unique
-from tests.integration.helpers import message
+from tests.integration.helpers import assert_error, message
 
 pytestmark = pytest.mark.integration
 
 
 # -- accounts on a Dovecot advertising fewer capabilities --------------------------------------
-@pytest.fixture(scope="module", params=[("MOVE",), ("MOVE", "UIDPLUS")],
-                ids=["no-MOVE", "no-MOVE-no-UIDPLUS"])
+@pytest.fixture(scope="module", params=[("MOVE",), ("MOVE", "UIDPLUS"),
+                                        ("MOVE", "UIDPLUS", "CONDSTORE", "QRESYNC")],
+                ids=["no-MOVE", "no-MOVE-UIDPLUS", "no-MOVE-UIDPLUS-CONDSTORE"])
 def limited(request):
     """A second Dovecot without the given capabilities, recording the commands it receives."""
     root = tempfile.mkdtemp(prefix="imapapi-dovecot-")
@@ -124,3 +125,24 @@ def test_move_and_delete_without_move(api, limited, limited_account):
     assert count(r"UID COPY .*") == 2, sent
     assert count(r"EXPUNGE") == 0, sent      # a plain EXPUNGE would take the soft-deleted one
     assert count(r"UID EXPUNGE .*") == (3 if uidplus else 0), sent
+
+
+def test_condstore_features_only_where_advertised(api, limited, limited_account):
+    acc = limited_account
+    acc.append(message("one"))
+    url = f"/v1/account/{acc.id}/search"
+    resp = api.post(url, params={"path": "INBOX"}, json={"search": {"modseq": 1}})
+    if "CONDSTORE" in limited.omitted:
+        body = assert_error(resp, 400, "NotSupported")
+        assert body["fields"][0]["key"] == "search.modseq"
+    else:
+        assert resp.status_code == 200, resp.text
+        assert [m["subject"] for m in resp.json()["messages"]] == ["one"]
+    resp = api.get(f"/v1/account/{acc.id}/mailboxes", params={"counters": "true"})
+    assert resp.status_code == 200, resp.text
+    inbox = next(m for m in resp.json()["mailboxes"] if m["path"] == "INBOX")
+    assert {"uidNext", "uidValidity"} <= set(inbox), inbox
+    assert ("highestModseq" in inbox) == ("CONDSTORE" not in limited.omitted), inbox
+    # nothing (search, counters, change detection) may ask a server for what it did not offer
+    sent = " ".join(commands(limited))
+    assert ("MODSEQ" in sent) == ("CONDSTORE" not in limited.omitted), sent

@@ -27,8 +27,15 @@ def test_search_criteria_mapping():
     assert build_criteria({"emailId": "M1"}, {"OBJECTID"}) == ["EMAILID", "M1"]
 
 
+def test_search_modseq_needs_condstore():
+    assert build_criteria({"modseq": 5}, {"CONDSTORE"}) == ["MODSEQ", 5]
+    with pytest.raises(errors.BadRequest) as exc:
+        build_criteria({"modseq": 5})
+    assert exc.value.extra["fields"][0]["key"] == "search.modseq"
+
+
 @pytest.mark.parametrize("bad", [{"uid": "1:x"}, {"larger": -1}, {"since": "soon"}, {"what": 1},
-                                 {"header": "x"}])
+                                 {"header": "x"}, {"modseq": -1}])
 def test_search_criteria_rejects_bad_values(bad):
     with pytest.raises(errors.BadRequest) as exc:
         build_criteria(bad)
