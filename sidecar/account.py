@@ -148,7 +148,8 @@ class Account:
         self.record = record
         self.session.record = record
         try:
-            client, caps = connect(record.get("imap"), self.rt.settings.command_timeout)
+            client, caps = connect(record.get("imap"), self.rt.settings.command_timeout,
+                                   account=self.id, redis=self.rt.redis)
         except ConnectFailure as exc:
             self._failed(exc)
             return
@@ -238,7 +239,9 @@ class Account:
     def restart(self) -> None:
         """Settings changed: reconnect now with the new ones (fresh backoff)."""
         self.backoff.reset()
-        self.extras.close_all()
+        # In the pool: this runs on the supervisor's channel thread, and LOGOUT on a stalled
+        # server waits out its timeout, which would delay every other account's change.
+        self.rt.pool.submit(self.extras.close_all)
         self.start()
 
     # -- IDLE / polling ----------------------------------------------------------------------

@@ -258,3 +258,22 @@ def test_server_cut_mid_request_is_503(api, stack, proxied, imap_proxy):
     imap_proxy.passthrough()
     stack.wait_state(proxied.id, "connected", timeout=30)
     wait_until(lambda: listing(api, proxied).status_code == 200, 20, "listing 200 again")
+
+
+def test_settings_change_of_a_stalled_account_does_not_delay_other_accounts(
+        api, stack, new_account, proxied, imap_proxy):
+    # Open extra command connections (slow concurrent requests) so the account has some to close.
+    imap_proxy.delay(100)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert all(r.status_code == 200 for r in pool.map(lambda _: listing(api, proxied), range(4)))
+    assert imap_proxy.active >= 2, imap_proxy.active
+    imap_proxy.stall()
+    # The reconnect is a settings change: handled on the sidecar's account-channel thread.
+    resp = api.put(f"/v1/account/{proxied.id}/reconnect", json={"reconnect": True})
+    assert resp.status_code == 200, resp.text
+    start = time.monotonic()
+    other = new_account(wait=None)
+    stack.wait_state(other.id, "connected", timeout=30)
+    assert time.monotonic() - start < 3.0, time.monotonic() - start
+    imap_proxy.passthrough()
+    stack.wait_state(proxied.id, "connected", timeout=30)
