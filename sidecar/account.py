@@ -148,8 +148,7 @@ class Account:
         self.record = record
         self.session.record = record
         try:
-            client, caps = connect(record.get("imap"), self.rt.settings.command_timeout,
-                                   account=self.id, redis=self.rt.redis)
+            client, caps = connect(record.get("imap"), self.rt.settings.command_timeout)
         except ConnectFailure as exc:
             self._failed(exc)
             return
