@@ -7,7 +7,7 @@ import time
 
 from celery import signals
 
-from imapapi import accounts, errors, events, outbox, rpc
+from imapapi import accounts, authserver, errors, events, outbox, rpc
 from imapapi import tasknames as T
 from imapapi.settings import get_redis, get_settings
 from imapapi.smtp import SMTPFailure, send
@@ -71,9 +71,15 @@ def deliver(redis, account: str, queue_id: str, *, max_attempts: int = MAX_ATTEM
         return {"state": "failed"}
     raw = outbox.raw_message(redis, queue_id)
     env = item["envelope"]
+    timeout = get_settings().smtp_timeout
     try:
-        result = send(smtp_config, env["from"], env["to"], raw,
-                      timeout=get_settings().smtp_timeout)
+        # Fetched per attempt and only held for it: the auth server may rotate tokens.
+        config = authserver.resolve(redis, account, "smtp", smtp_config, timeout=timeout)
+        result = send(config, env["from"], env["to"], raw, timeout=timeout)
+    except authserver.AuthServerError as exc:
+        # Transient: the auth server may be down or not configured yet; retried with backoff.
+        failure = SMTPFailure(exc.message, transient=True, code=exc.code)
+        return _failed_attempt(redis, account, item, attempt, failure, max_attempts)
     except SMTPFailure as exc:
         return _failed_attempt(redis, account, item, attempt, exc, max_attempts)
     outbox.mark_sent(redis, queue_id, result)

@@ -7,6 +7,8 @@ import smtplib
 import socket
 import ssl
 
+from .authserver import xoauth2
+
 DEFAULT_TIMEOUT = 30.0   # per socket operation; a stuck server must not hold a worker forever
 # RFC 5321 4.5.3.2.6 asks clients to wait 10 min for the reply to the final dot: a timeout there is
 # ambiguous (the server may have taken the message) and the retry would deliver it twice. Kept
@@ -17,7 +19,7 @@ DATA_DONE_TIMEOUT = 240.0
 class SMTPFailure(Exception):
     """A delivery attempt failed; `transient` says whether trying again later may succeed."""
 
-    def __init__(self, message: str, *, transient: bool, code: int | None = None):
+    def __init__(self, message: str, *, transient: bool, code: int | str | None = None):
         super().__init__(message)
         self.message = message
         self.transient = transient
@@ -76,18 +78,27 @@ def connect(config: dict, timeout: float = DEFAULT_TIMEOUT) -> smtplib.SMTP:
                                   transient=False)
         auth = config.get("auth") or {}
         if auth.get("user"):
-            _login(client, auth["user"], auth.get("pass") or "")
+            _login(client, auth)
     except BaseException:
         _close(client)
         raise
     return client
 
 
-def _login(client: smtplib.SMTP, user: str, password: str) -> None:
+def _login(client: smtplib.SMTP, auth: dict) -> None:
     if not client.has_extn("auth"):
         raise SMTPFailure("Server does not offer AUTH", transient=False)
     offered = client.esmtp_features.get("auth", "").upper().split()
-    client.user, client.password = user, password
+    if auth.get("accessToken"):
+        if "XOAUTH2" not in offered:
+            raise SMTPFailure(f"Server does not offer AUTH XOAUTH2 (offers {' '.join(offered)})",
+                              transient=False)
+        code, resp = client.auth("XOAUTH2", xoauth2_response(auth["user"], auth["accessToken"]),
+                                 initial_response_ok=True)
+        if code not in (235, 503):
+            raise _classify_code(code, _text(resp), "AUTH")
+        return
+    client.user, client.password = auth["user"], auth.get("pass") or ""
     # Only PLAIN and LOGIN: CRAM-MD5 needs the password stored in clear on the server anyway.
     for mech, fn in (("PLAIN", client.auth_plain), ("LOGIN", client.auth_login)):
         if mech in offered:
@@ -97,6 +108,14 @@ def _login(client: smtplib.SMTP, user: str, password: str) -> None:
             return
     raise SMTPFailure(f"No supported AUTH mechanism (server offers {' '.join(offered)})",
                       transient=False)
+
+
+def xoauth2_response(user: str, token: str):
+    """smtplib auth object: the XOAUTH2 string first; an empty line answers the server's error
+    challenge (334 with a JSON status), after which it sends the final failure reply."""
+    def respond(challenge=None) -> str:
+        return "" if challenge is not None else xoauth2(user, token)
+    return respond
 
 
 def _close(client) -> None:

@@ -7,7 +7,7 @@ from . import keys
 
 # name -> default when unset (GET shows null for unset keys, as the original)
 KEYS = ("webhooks", "webhookEvents", "notifyText", "notifyTextSize", "notifyHeaders",
-        "webhookSecret")
+        "webhookSecret", "authServer")   # authServer: read by imapapi/authserver.py
 SECRET_KEYS = ("webhookSecret",)
 
 

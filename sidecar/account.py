@@ -148,7 +148,8 @@ class Account:
         self.record = record
         self.session.record = record
         try:
-            client, caps = connect(record.get("imap"), self.rt.settings.command_timeout)
+            client, caps = connect(record.get("imap"), self.rt.settings.command_timeout,
+                                   account=self.id, redis=self.rt.redis)
         except ConnectFailure as exc:
             self._failed(exc)
             return

@@ -13,7 +13,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imapclient import SocketTimeout
 
-from imapapi import errors
+from imapapi import authserver, errors
 
 _contexts: dict[tuple, ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
@@ -107,12 +107,20 @@ def _keepalive(sock) -> None:
         pass   # not available on this platform: the IDLE refresh still finds dead peers
 
 
-def connect(imap: dict, timeout: float) -> tuple[IMAPClient, set[str]]:
+def connect(imap: dict, timeout: float, *, account: str | None = None,
+            redis=None) -> tuple[IMAPClient, set[str]]:
     """Connect, upgrade (STARTTLS when offered), log in -> (client, upper-case capabilities).
 
+    `useAuthServer` accounts fetch their credentials first (needs `account` and `redis`).
     Raises ConnectFailure. Clients use raw (modified UTF-7) folder paths and tz-aware dates."""
     if not isinstance(imap, dict) or not imap.get("host"):
         raise ConnectFailure("connectError", "No IMAP server configured", "ENOCONFIG")
+    if authserver.uses_auth_server(imap):
+        # Before any socket: without credentials there is nothing to connect for.
+        try:
+            imap = authserver.resolve(redis, account, "imap", imap, timeout=timeout)
+        except authserver.AuthServerError as exc:
+            raise ConnectFailure("authenticationError", exc.message, exc.code) from None
     secure = bool(imap.get("secure"))
     port = int(imap.get("port") or (993 if secure else 143))
     ctx = ssl_context(imap.get("tls"))
@@ -129,7 +137,10 @@ def connect(imap: dict, timeout: float) -> tuple[IMAPClient, set[str]]:
         caps = client.capabilities()
         if not secure and b"STARTTLS" in caps:
             client.starttls(ctx)
-        client.login(_text(auth.get("user", "")), _text(auth.get("pass", "")))
+        if auth.get("accessToken"):
+            client.oauth2_login(_text(auth.get("user", "")), auth["accessToken"])  # XOAUTH2
+        else:
+            client.login(_text(auth.get("user", "")), _text(auth.get("pass", "")))
         # Servers may announce more after login; imapclient caches only the pre-auth list.
         client._cached_capabilities = None
         caps = {_text(c).upper() for c in client.capabilities()}

@@ -37,7 +37,8 @@ class ExtraPool:
                 self.cond.wait(left)
         try:
             record = self.account.record
-            client, _ = connect(record.get("imap"), self.account.rt.settings.command_timeout)
+            client, _ = connect(record.get("imap"), self.account.rt.settings.command_timeout,
+                                account=self.account.id, redis=self.account.rt.redis)
             return client
         except ConnectFailure as exc:
             self._done()

@@ -1,1 +1,1 @@
-"""GET/POST /v1/settings: webhook target, event filter, messageNew text/headers, HMAC secret."""
+"""GET/POST /v1/settings: webhook target, event filter, messageNew text/headers, HMAC secret, auth server."""

@@ -11,7 +11,7 @@ from imapapi.settings import get_redis
 
 from .schemas import SettingsQuerySchema, SettingsSchema, SettingsUpdatedSchema, SettingsViewSchema
 
-blp = Blueprint("settings", __name__, description="Webhook and notification settings")
+blp = Blueprint("settings", __name__, description="Webhook, notification and auth server settings")
 KEYS = ("eventTypes",) + webhook_settings.KEYS
 
 
@@ -40,6 +40,7 @@ class Settings(MethodView):
     @blp.response(200, SettingsUpdatedSchema)
     def post(self, data):
         """Update settings (only the keys sent); null removes a key"""
-        if data.get("webhookSecret") == "":
-            data["webhookSecret"] = None
+        for key in ("webhookSecret", "authServer"):   # "" means "remove" for these
+            if data.get(key) == "":
+                data[key] = None
         return {"updated": webhook_settings.save(get_redis(), data)}

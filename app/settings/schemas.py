@@ -13,6 +13,16 @@ def _event_name(value: str):
         raise ma.ValidationError(f"Unknown event name {value!r}; use '*' or one of {EVENT_TYPES}")
 
 
+_http_url = validate.URL(schemes={"http", "https"}, require_tld=False)
+
+
+def _url_or_empty(value: str):
+    # "" clears the setting (as the original accepts it); anything else must be an http(s) URL.
+    if value:
+        validate.Length(max=2048)(value)
+        _http_url(value)
+
+
 class SettingsQuerySchema(Strict):
     """A flag per key to return; none given -> every key."""
 
@@ -23,6 +33,7 @@ class SettingsQuerySchema(Strict):
     notifyTextSize = fields.Boolean()
     notifyHeaders = fields.Boolean()
     webhookSecret = fields.Boolean()
+    authServer = fields.Boolean()
 
 
 class SettingsSchema(Strict):
@@ -43,6 +54,10 @@ class SettingsSchema(Strict):
                                   load_only=True,
                                   metadata={"description": "HMAC-SHA256 key for X-IMAPAPI-Signature "
                                                            "(write-only); null or '' removes it"})
+    authServer = fields.String(
+        allow_none=True, validate=_url_or_empty,
+        metadata={"description": "Credentials server for useAuthServer accounts, called as "
+                                 "GET <url>?account=<id>&proto=imap|smtp; null or '' removes it"})
 
 
 class SettingsViewSchema(ma.Schema):
@@ -53,6 +68,7 @@ class SettingsViewSchema(ma.Schema):
     notifyTextSize = fields.Integer(allow_none=True)
     notifyHeaders = fields.List(fields.String(), allow_none=True)
     webhookSecret = fields.Boolean(metadata={"description": "Whether a secret is set"})
+    authServer = fields.String(allow_none=True)
 
 
 class SettingsUpdatedSchema(ma.Schema):
