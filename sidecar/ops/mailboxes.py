@@ -40,6 +40,11 @@ def list_mailboxes(ctx, counters: bool = False, **_):
         except Exception:
             subscribed = set()
         caps = {_str(c).upper() for c in client.capabilities()}
+        if client._imap.state == "SELECTED":
+            # Dovecot answers STATUS on the selected folder (the main connection's IDLE folder)
+            # from this session's view: NOOP brings it up to date with mail that just arrived.
+            # imaplib's NOOP, as imapclient's cannot parse NOTIFY events carrying literals.
+            client._imap.noop()
         what = [b"MESSAGES", b"UNSEEN"]
         if counters:
             what += [b"UIDNEXT", b"UIDVALIDITY"]
