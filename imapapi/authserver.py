@@ -114,6 +114,26 @@ def resolve(redis, account: str, proto: str, config: dict, *,
     return {**config, "auth": fetch(redis, account, proto, timeout=timeout)}
 
 
+def retry_waiting(redis) -> list[str]:
+    """Accounts parked in authenticationError by a failed fetch: ask for a reconnect now (the
+    authServer setting changed), instead of waiting out the auth-error backoff (minutes)."""
+    from . import accounts, keys
+
+    ids = sorted(m.decode() for m in redis.smembers(keys.ACCOUNTS))
+    pipe = redis.pipeline(transaction=False)
+    for account in ids:
+        pipe.hmget(keys.account(account), "state", "lastErrorState")
+    waiting = []
+    for account, (state, error) in zip(ids, pipe.execute()):
+        if state == b"authenticationError" and error and CODE.encode() in error:
+            waiting.append(account)
+    for account in waiting:
+        # Same signal as PUT /reconnect: the sidecar sees a new reconnectRequested and restarts.
+        redis.hset(keys.account(account), "reconnectRequested", accounts.now_iso())
+        redis.publish(keys.ACCOUNTS_CHANNEL, account)
+    return waiting
+
+
 def xoauth2(user: str, token: str) -> str:
     """The SASL XOAUTH2 initial response (Google/Microsoft format), before base64."""
     return f"user={user}\x01auth=Bearer {token}\x01\x01"

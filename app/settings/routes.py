@@ -5,7 +5,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from app.api import Blueprint
-from imapapi import webhook_settings
+from imapapi import authserver, webhook_settings
 from imapapi.events import EVENT_TYPES
 from imapapi.settings import get_redis
 
@@ -43,4 +43,8 @@ class Settings(MethodView):
         for key in ("webhookSecret", "authServer"):   # "" means "remove" for these
             if data.get(key) == "":
                 data[key] = None
-        return {"updated": webhook_settings.save(get_redis(), data)}
+        redis = get_redis()
+        updated = webhook_settings.save(redis, data)
+        if data.get("authServer"):
+            authserver.retry_waiting(redis)
+        return {"updated": updated}

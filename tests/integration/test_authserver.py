@@ -177,6 +177,22 @@ def test_auth_server_500_is_authentication_error_then_recovers(configured, dovec
         api.delete(f"/v1/account/{account}")
 
 
+def test_setting_auth_server_retries_waiting_accounts(auth_server, dovecot, api, stack, redis):
+    """Registered before authServer is set: parked in authenticationError, then connected right
+    after POST /v1/settings sets it (not after the auth-error backoff of a minute or more)."""
+    redis.hdel(keys.SETTINGS, "authServer")
+    account, _, _ = _managed(dovecot, api, auth_server)
+    try:
+        body = stack.wait_state(account, "authenticationError", timeout=CONNECT_TIMEOUT)
+        assert "not configured" in body["lastError"]["response"]
+        resp = api.post("/v1/settings", json={"authServer": auth_server.url})
+        assert resp.status_code == 200, resp.text
+        stack.wait_state(account, "connected", timeout=20)
+    finally:
+        api.post("/v1/settings", json={"authServer": ""})
+        api.delete(f"/v1/account/{account}")
+
+
 def test_access_token_is_sent_as_xoauth2(configured, dovecot, api, stack):
     """Dovecot here has no OAuth2 passdb, so the token login is refused: the answer must still be
     used (AUTHENTICATE XOAUTH2) and end as an authenticationError from the server, not a crash."""
