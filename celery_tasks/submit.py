@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-
-from celery import signals
 
 from imapapi import accounts, authserver, errors, events, outbox, rpc
 from imapapi import tasknames as T
@@ -13,6 +10,7 @@ from imapapi.settings import get_redis, get_settings
 from imapapi.smtp import SMTPFailure, send
 
 from .app import celery
+from .sweepers import in_every_worker
 from .imap import run_op
 
 log = logging.getLogger("imapapi.submit")
@@ -161,7 +159,6 @@ def submit_reference(account: str, message: str, attachments: bool = False,
 
 # -- lost-task recovery -----------------------------------------------------------------------
 SWEEP_EVERY = 15.0
-_STOP = threading.Event()
 
 
 def sweep(redis) -> int:
@@ -174,20 +171,4 @@ def sweep(redis) -> int:
     return len(found)
 
 
-def _sweeper_loop(stop: threading.Event) -> None:
-    while not stop.wait(SWEEP_EVERY):
-        try:
-            sweep(get_redis())
-        except Exception:   # Redis briefly down: try again next round
-            log.exception("outbox sweep failed")
-
-
-@signals.worker_ready.connect
-def _start_sweeper(**_):
-    threading.Thread(target=_sweeper_loop, args=(_STOP,), name="outbox-sweeper",
-                     daemon=True).start()
-
-
-@signals.worker_shutdown.connect
-def _stop_sweeper(**_):
-    _STOP.set()
+in_every_worker("outbox-sweeper", SWEEP_EVERY, lambda: sweep(get_redis()))

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import logging
-import threading
-
-from celery import signals
 
 from imapapi import delivery
 from imapapi import tasknames as T
 from imapapi.settings import get_redis
 
 from .app import celery
+from .sweepers import in_every_worker
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY = 2.0
@@ -33,24 +31,5 @@ def dispatch():
     return delivery.sweep(get_redis())
 
 
-def _sweeper_loop(stop: threading.Event) -> None:
-    while not stop.wait(SWEEP_EVERY):
-        try:
-            delivery.sweep(get_redis())
-        except Exception:   # Redis briefly down: try again next round
-            log.exception("webhook sweep failed")
-
-
-_STOP = threading.Event()
-
-
-@signals.worker_ready.connect
-def _start_sweeper(**_):
-    # In every worker: lost wake-ups are recovered without needing celery beat.
-    threading.Thread(target=_sweeper_loop, args=(_STOP,), name="webhook-sweeper",
-                     daemon=True).start()
-
-
-@signals.worker_shutdown.connect
-def _stop_sweeper(**_):
-    _STOP.set()
+# In every worker: lost wake-ups are recovered without needing celery beat.
+in_every_worker("webhook-sweeper", SWEEP_EVERY, lambda: delivery.sweep(get_redis()))
