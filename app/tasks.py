@@ -12,7 +12,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import current_app, has_app_context
 
 from imapapi import errors
-from imapapi.settings import get_settings
+from imapapi.settings import get_redis, get_settings
 
 log = logging.getLogger("imapapi.api.tasks")
 
@@ -38,7 +38,10 @@ def run(task_name: str, *, timeout: float | None = None, **kwargs):
     if has_app_context() and current_app.config.get("TASKS_EAGER"):
         return unwrap(task_name, run_local(task_name, kwargs))
     from celery_tasks.app import celery
+    from celery_tasks.imap import TASKS as SIDECAR_TASKS
 
+    if task_name in SIDECAR_TASKS:
+        return run_direct(celery, task_name, timeout, kwargs)
     broker_errors = _broker_errors()
     try:
         # the task's own sidecar deadline is `timeout`; allow a little for the two queue hops
@@ -67,6 +70,27 @@ def run(task_name: str, *, timeout: float | None = None, **kwargs):
         raise errors.ApiError()
     _forget(async_result)
     return unwrap(task_name, envelope)
+
+
+def run_direct(celery, task_name: str, timeout: float, kwargs: dict):
+    """IMAP operations: the task checks the account and hands the command to the sidecar,
+    which answers on a reply key this request waits on (no result-backend round trip)."""
+    from imapapi import rpc, wire
+
+    reply_id = wire.new_id()
+    try:
+        celery.send_task(task_name, kwargs={**kwargs, "reply_id": reply_id}, expires=timeout,
+                         ignore_result=True, retry=True, retry_policy=PUBLISH_RETRY)
+    except Exception as exc:   # broker down (Celery raises RuntimeError too)
+        log.error("cannot publish task %s: %s", task_name, exc)
+        raise _unavailable() from None
+    try:
+        # the sidecar's own deadline is `timeout` from when the task handed the command over
+        reply = rpc.wait(get_redis(), reply_id, timeout=timeout + 1.0)
+    except _broker_errors() as exc:
+        log.error("lost Redis waiting for %s: %s", task_name, exc)
+        raise _unavailable() from None
+    return rpc.result_of(reply)
 
 
 def _reset_backend(celery):

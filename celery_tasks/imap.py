@@ -6,32 +6,47 @@ so they are acks_late; writes are acked early (a redelivered STORE/MOVE could ac
 """
 from __future__ import annotations
 
-from imapapi import rpc
+import logging
+
+from imapapi import errors, rpc
 from imapapi import tasknames as T
 from imapapi.settings import get_redis, get_settings
+from imapapi.wire import Reply
 
 from .app import celery
 
+log = logging.getLogger(__name__)
 
-def run_op(op: str, account: str, timeout: float | None = None, **args) -> dict:
-    """Plain function behind every IMAP task: one sidecar round trip, as an envelope."""
+
+def run_op(op: str, account: str, timeout: float | None = None, reply_id: str | None = None,
+           **args) -> dict:
+    """Plain function behind every IMAP task: one sidecar round trip, as an envelope.
+
+    With `reply_id` (what the API passes) the task only checks and hands the command over:
+    the sidecar answers straight to keys.reply(reply_id), where the caller waits, so the
+    result does not take a second trip through the task and the result backend. A refusal
+    (unknown account, not connected, no sidecar) is answered on the same key."""
     timeout = timeout or get_settings().command_timeout
-    return rpc.envelope(_result_with_stream, get_redis(), account, op, args, timeout=timeout)
-
-
-def _result_with_stream(redis, account: str, op: str, args: dict, *, timeout: float):
-    """The op's result; for streamed results (source, attachment) {**result, "stream": key}."""
-    reply = rpc.call(redis, account, op, args, timeout=timeout)
-    if reply.stream:
-        return {**(reply.result if isinstance(reply.result, dict) else {}), "stream": reply.stream}
-    return reply.result
+    redis = get_redis()
+    if reply_id is None:
+        return rpc.envelope(lambda: rpc.result_of(rpc.call(redis, account, op, args,
+                                                           timeout=timeout)))
+    try:
+        rpc.enqueue(redis, account, op, args, timeout=timeout, command_id=reply_id)
+    except errors.ApiError as exc:
+        rpc.send_reply(redis, Reply(id=reply_id, ok=False, error=exc.to_dict()))
+    except Exception as exc:   # Redis trouble: answer if we can, the caller times out otherwise
+        log.exception("cannot hand %s to the sidecar", op)
+        rpc.send_reply(redis, Reply(id=reply_id, ok=False,
+                                    error=errors.Unavailable(str(exc) or None).to_dict()))
+    return {"ok": True, "result": {"forwarded": reply_id}}
 
 
 def _define(name: str, *, acks_late: bool):
     op = name[len(T.PREFIX):]
 
-    def task(account: str, timeout: float | None = None, **args):
-        return run_op(op, account, timeout=timeout, **args)
+    def task(account: str, timeout: float | None = None, reply_id: str | None = None, **args):
+        return run_op(op, account, timeout=timeout, reply_id=reply_id, **args)
 
     task.__name__ = task.__qualname__ = op.replace(".", "_")
     task.__doc__ = f"Run the sidecar op {op!r} for an account; kwargs as documented in tasknames."

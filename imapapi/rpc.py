@@ -43,10 +43,12 @@ return {'ok', sid}
 _QUEUE_PREFIX, _QUEUE_SUFFIX = keys.sidecar_commands("\0").split("\0")
 
 
-def call(redis, account: str, op: str, args: dict | None = None, *, timeout: float,
-         require_connected: bool = True) -> Reply:
-    """Run `op` on the account's live connection; raise an ApiError or return the Reply."""
+def enqueue(redis, account: str, op: str, args: dict | None = None, *, timeout: float,
+            require_connected: bool = True, command_id: str | None = None) -> Command:
+    """Check the account and hand `op` to its sidecar; the reply will land on keys.reply(id)."""
     command = Command(account=account, op=op, args=args or {}, deadline=time.time() + timeout)
+    if command_id:
+        command.id = command_id
     status, detail = redis.eval(
         _ENQUEUE, 3, keys.account(account), keys.OWNERS, keys.SIDECARS,
         "1" if require_connected else "0", account, time.time() - HEARTBEAT_STALE,
@@ -61,13 +63,41 @@ def call(redis, account: str, op: str, args: dict | None = None, *, timeout: flo
         if status == "NoOwner":
             raise errors.Unavailable("No sidecar holds this account yet. Try again later.")
         raise errors.Unavailable("The sidecar holding this account is not responding")
-    got = redis.blpop([keys.reply(command.id)], timeout=max(timeout, 0.01))
+    return command
+
+
+def wait(redis, command_id: str, *, timeout: float) -> Reply:
+    """Await the one Reply to a command; GatewayTimeout when the deadline passes."""
+    got = redis.blpop([keys.reply(command_id)], timeout=max(timeout, 0.01))
     if got is None:
         raise errors.GatewayTimeout()
     reply = Reply.loads(got[1])
     if not reply.ok:
         raise errors.from_dict(reply.error or {})
     return reply
+
+
+def send_reply(redis, reply: Reply) -> None:
+    """Push a Reply (used by whoever answers instead of the sidecar, e.g. a refused command)."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.rpush(keys.reply(reply.id), reply.dumps())
+    pipe.expire(keys.reply(reply.id), REPLY_TTL)
+    pipe.execute()
+
+
+def call(redis, account: str, op: str, args: dict | None = None, *, timeout: float,
+         require_connected: bool = True) -> Reply:
+    """Run `op` on the account's live connection; raise an ApiError or return the Reply."""
+    command = enqueue(redis, account, op, args, timeout=timeout,
+                      require_connected=require_connected)
+    return wait(redis, command.id, timeout=timeout)
+
+
+def result_of(reply: Reply):
+    """A Reply's JSON result; streamed results (source, attachment) -> {**meta, "stream": key}."""
+    if reply.stream:
+        return {**(reply.result if isinstance(reply.result, dict) else {}), "stream": reply.stream}
+    return reply.result
 
 
 def result(redis, account: str, op: str, args: dict | None = None, *, timeout: float,
@@ -101,5 +131,5 @@ def envelope(fn, *args, **kwargs) -> dict:
         return {"ok": False, "error": exc.to_dict()}
 
 
-__all__ = ["call", "result", "iter_stream", "envelope", "owner_of", "live_sidecars",
+__all__ = ["call", "enqueue", "wait", "send_reply", "result_of", "result", "iter_stream", "envelope", "owner_of", "live_sidecars",
            "REPLY_TTL", "HEARTBEAT_STALE"]
