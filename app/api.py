@@ -21,6 +21,24 @@ class ErrorSchema(ma.Schema):
     fields = ma.fields.List(ma.fields.Dict(), metadata={"description": "[{key, message}] per bad field"})
 
 
+class DictSchema(ma.Schema):
+    """Response schema over plain dicts: a missing key stays missing (never a dict method such as
+    `dict.copy`, which marshmallow's attribute fallback would find)."""
+
+    def get_attribute(self, obj, attr, default):
+        if isinstance(obj, dict):
+            return obj.get(attr, default)
+        return super().get_attribute(obj, attr, default)
+
+
+class PageSchema(DictSchema):
+    """What every paged listing has; subclasses add their list field."""
+
+    total = ma.fields.Integer()
+    page = ma.fields.Integer(metadata={"description": "0-based page number"})
+    pages = ma.fields.Integer()
+
+
 class Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 

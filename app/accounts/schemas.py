@@ -4,18 +4,9 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from app.api import DictSchema, PageSchema
 from imapapi.accounts import STATES
 from imapapi.schemas import AccountSchema, AccountUpdateSchema, Strict
-
-class DictSchema(ma.Schema):
-    """Response schema over plain dicts: a missing key stays missing (never a dict method such as
-    `dict.copy`, which marshmallow's attribute fallback would find)."""
-
-    def get_attribute(self, obj, attr, default):
-        if isinstance(obj, dict):
-            return obj.get(attr, default)
-        return super().get_attribute(obj, attr, default)
-
 
 __all__ = ["DictSchema", "AccountSchema", "AccountUpdateSchema", "AccountCreatedSchema", "AccountUpdatedSchema",
            "AccountInfoSchema", "AccountDeletedSchema", "ReconnectSchema", "ReconnectResultSchema",
@@ -76,8 +67,5 @@ class AccountListEntrySchema(DictSchema):
     lastError = fields.Dict(allow_none=True)
 
 
-class AccountListSchema(DictSchema):
-    total = fields.Integer(required=True)
-    page = fields.Integer(required=True)
-    pages = fields.Integer(required=True)
+class AccountListSchema(PageSchema):
     accounts = fields.List(fields.Nested(AccountListEntrySchema), required=True)

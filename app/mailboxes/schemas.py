@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from app.accounts.schemas import DictSchema
+from app.api import DictSchema
 from marshmallow import fields
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from app.accounts.schemas import DictSchema
+from app.api import PageSchema
 from marshmallow import fields, validate
 
 
@@ -37,9 +37,6 @@ class MessageEntrySchema(ma.Schema):
     cc = fields.List(fields.Nested(AddressSchema))
 
 
-class MessageListSchema(DictSchema):
-    total = fields.Integer()
-    page = fields.Integer(required=True)
-    pages = fields.Integer(required=True)
+class MessageListSchema(PageSchema):
     messages = fields.List(fields.Dict(), required=True,
                            metadata={"description": "Entries shaped like MessageEntrySchema"})

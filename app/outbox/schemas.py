@@ -4,6 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from app.api import PageSchema
 from imapapi.outbox import STATES
 
 
@@ -34,10 +35,7 @@ class OutboxItemSchema(ma.Schema):
     sentAt = fields.String()
 
 
-class OutboxListSchema(ma.Schema):
-    total = fields.Integer()
-    page = fields.Integer()
-    pages = fields.Integer()
+class OutboxListSchema(PageSchema):
     messages = fields.List(fields.Nested(OutboxItemSchema))
 
 

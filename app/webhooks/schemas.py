@@ -4,6 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from app.api import PageSchema
 from imapapi.schemas import Strict
 
 
@@ -22,10 +23,7 @@ class DeadLetterSchema(ma.Schema):
     event = fields.Dict()
 
 
-class DeadListSchema(ma.Schema):
-    total = fields.Integer()
-    page = fields.Integer()
-    pages = fields.Integer()
+class DeadListSchema(PageSchema):
     deadLetters = fields.List(fields.Nested(DeadLetterSchema))
 
 
