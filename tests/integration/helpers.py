@@ -29,3 +29,13 @@ def assert_error(resp, status: int, code: str | None = None) -> dict:
     if code:
         assert body["code"] == code, body
     return body
+
+
+def flags_of(acc, folder: str, uid: int) -> set:
+    """The message's flags as Dovecot has them (a direct connection; \\Recent left out)."""
+    conn = acc.imap()
+    try:
+        conn.select_folder(folder, readonly=True)
+        return set(conn.get_flags([uid]).get(uid, ())) - {b"\\Recent"}
+    finally:
+        conn.logout()

@@ -8,7 +8,7 @@ from email import policy
 
 import pytest
 
-from tests.integration.helpers import assert_error, message
+from tests.integration.helpers import assert_error, flags_of, message
 
 pytestmark = pytest.mark.integration
 
@@ -35,15 +35,6 @@ def stored(acc, folder: str, uid: int):
     finally:
         conn.logout()
     return email.message_from_bytes(data[b"BODY[]"], policy=policy.default), set(data[b"FLAGS"])
-
-
-def flags_of(acc, folder, uid) -> set:
-    conn = acc.imap()
-    try:
-        conn.select_folder(folder, readonly=True)
-        return set(conn.get_flags([uid]).get(uid, ())) - {b"\\Recent"}
-    finally:
-        conn.logout()
 
 
 PARENT = (b"From: Carol <carol@example.com>\r\nReply-To: Desk <desk@example.com>\r\n"

@@ -12,7 +12,7 @@ from email import policy
 import pytest
 
 from tests.fixtures import corpus
-from tests.integration.helpers import assert_error, message
+from tests.integration.helpers import assert_error, flags_of, message
 
 pytestmark = pytest.mark.integration
 
@@ -155,15 +155,6 @@ def test_bad_and_stale_ids(api, new_account):
 
 
 # -- flags, move, delete ------------------------------------------------------------------------
-def flags_of(acc, folder, uid):
-    conn = acc.imap()
-    try:
-        conn.select_folder(folder, readonly=True)
-        return set(conn.get_flags([uid]).get(uid, ())) - {b"\\Recent"}
-    finally:
-        conn.logout()
-
-
 def test_flags_move_and_delete(api, new_account):
     acc = new_account()
     plant(acc, [corpus.plain_latin1(), corpus.alternative()])
