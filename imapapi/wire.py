@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import msgpack
 
@@ -36,7 +36,8 @@ class Command:
     id: str = field(default_factory=new_id)
 
     def dumps(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps({"account": self.account, "op": self.op, "args": self.args,
+                           "deadline": self.deadline, "id": self.id}, separators=(",", ":"))
 
     @classmethod
     def loads(cls, raw: bytes | str) -> "Command":
@@ -55,7 +56,11 @@ class Reply:
     stream: str | None = None
 
     def dumps(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), default=str)
+        # A plain dict, not dataclasses.asdict(): that deep-copies the whole result first,
+        # which was a quarter of the sidecar's CPU for a 20-message listing.
+        return json.dumps({"id": self.id, "ok": self.ok, "result": self.result,
+                           "error": self.error, "stream": self.stream},
+                          separators=(",", ":"), default=str)
 
     @classmethod
     def loads(cls, raw: bytes | str) -> "Reply":
