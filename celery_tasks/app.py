@@ -5,6 +5,8 @@ from celery import Celery
 
 from imapapi.settings import get_settings
 
+from . import transport
+
 # Every module that defines tasks; the worker imports them all at start.
 TASK_MODULES = [
     "celery_tasks.accounts",
@@ -18,6 +20,7 @@ def make_celery() -> Celery:
     url = get_settings().redis_url_or_default
     app = Celery("imapapi", broker=url, backend=url, include=TASK_MODULES)
     app.conf.update(
+        broker_transport=transport.for_url(url),
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
