@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import quopri
 import re
 from datetime import datetime, timezone
@@ -21,19 +22,31 @@ def to_text(value, charset: str = "utf-8") -> str:
         return ""
     if isinstance(value, str):
         return value
+    raw = bytes(value)
+    if charset == "utf-8" or charset == "UTF-8":
+        # The common case (every envelope field) skips the charset lookup: a listing decodes
+        # a few hundred of these per page.
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
     for cs in (charset, "utf-8"):
         try:
-            return bytes(value).decode(_codec(cs))
+            return raw.decode(_codec(cs))
         except (UnicodeDecodeError, LookupError):
             continue
-    return bytes(value).decode("latin-1")
+    return raw.decode("latin-1")
 
 
+_ALIASES = {"ks_c_5601-1987": "cp949", "x-sjis": "shift_jis", "gb2312": "gb18030",
+            "gbk": "gb18030", "unicode-1-1-utf-7": "utf-7", "iso-8859-8-i": "iso-8859-8"}
+
+
+@functools.lru_cache(maxsize=256)
 def _codec(charset: str) -> str:
+    """Charset label -> Python codec name; LookupError (not cached) for unknown charsets."""
     charset = charset.split("*", 1)[0].strip().lower()   # RFC 2231 language suffix: utf-8*en
-    aliases = {"ks_c_5601-1987": "cp949", "x-sjis": "shift_jis", "gb2312": "gb18030",
-               "gbk": "gb18030", "unicode-1-1-utf-7": "utf-7", "iso-8859-8-i": "iso-8859-8"}
-    charset = aliases.get(charset, charset)
+    charset = _ALIASES.get(charset, charset)
     codecs.lookup(charset)   # LookupError for unknown charsets, handled by callers
     return charset
 
@@ -147,7 +160,8 @@ def iso(dt) -> str | None:
         dt = dt.astimezone(timezone.utc)
     except (OverflowError, ValueError):
         return None
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+            f"{dt.second:02d}.{dt.microsecond // 1000:03d}Z")
 
 
 def message_id(value) -> str | None:
