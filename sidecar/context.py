@@ -101,7 +101,9 @@ class OpContext:
                     acct.release_main(exc)
                 raise
             return
-        extra = acct.extras.acquire(self.settings.command_timeout)
+        # Wait for a free extra connection only as long as the caller still waits for us.
+        left = (self.command.deadline - time.time()) if self.command.deadline else None
+        extra = acct.extras.acquire(self.settings.command_timeout if left is None else left)
         broken = False
         try:
             yield extra
