@@ -8,6 +8,7 @@
 # quote, a stray ')') hands the whole reply to imapclient's parser, errors included.
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
 from datetime import datetime
@@ -17,6 +18,7 @@ from imapclient import response_parser as _rp
 from imapclient.fixed_offset import FixedOffset
 from imapclient.response_types import BodyData
 
+log = logging.getLogger(__name__)
 _stock_parse = _rp.parse_fetch_response
 
 # One token per match, after optional whitespace; groups: "(", ")", a quoted string's content,
@@ -176,6 +178,14 @@ def parse_fetch_response(text: list, normalise_times: bool = True, uid_is_key: b
     return parsed
 
 
-def install() -> None:
-    """Make IMAPClient.fetch in this process use this parser (the sidecar calls it at start)."""
-    _imapclient_module.parse_fetch_response = parse_fetch_response
+def install() -> bool:
+    """Make IMAPClient.fetch in this process use this parser (the sidecar calls it at start).
+
+    Only where this imapclient has the names we rely on; otherwise its own parser stays."""
+    needed = (hasattr(_imapclient_module, "parse_fetch_response")
+              and all(hasattr(_rp, name) for name in ("_convert_ENVELOPE", "_convert_INTERNALDATE")))
+    if needed:
+        _imapclient_module.parse_fetch_response = parse_fetch_response
+    else:
+        log.warning("imapclient's internals changed: FETCH replies use its own (slower) parser")
+    return needed

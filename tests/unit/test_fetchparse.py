@@ -105,8 +105,17 @@ def test_install_makes_imapclient_fetch_use_it(monkeypatch):
     import imapclient.imapclient as module
 
     monkeypatch.setattr(module, "parse_fetch_response", STOCK)
-    fetchparse.install()
+    assert fetchparse.install() is True
     assert module.parse_fetch_response is fetchparse.parse_fetch_response
+
+
+def test_install_leaves_imapclient_alone_when_its_internals_moved(monkeypatch):
+    import imapclient.imapclient as module
+
+    monkeypatch.setattr(module, "parse_fetch_response", STOCK)
+    monkeypatch.delattr(response_parser, "_convert_ENVELOPE")
+    assert fetchparse.install() is False
+    assert module.parse_fetch_response is STOCK
 
 
 # Random token soup from IMAP's own alphabet: whatever comes out, both parsers must agree.
