@@ -31,6 +31,17 @@ class DictSchema(ma.Schema):
         return super().get_attribute(obj, attr, default)
 
 
+MAX_PAGE = 1048576   # page * pageSize must stay far inside Redis' and IMAP's integer ranges
+
+
+class PagingQuerySchema(ma.Schema):
+    """`page` and `pageSize` of every paged listing's query string."""
+
+    page = ma.fields.Integer(load_default=0, validate=ma.validate.Range(0, MAX_PAGE),
+                             metadata={"description": "0-based page number"})
+    pageSize = ma.fields.Integer(load_default=20, validate=ma.validate.Range(1, 1000))
+
+
 class PageSchema(DictSchema):
     """What every paged listing has; subclasses add their list field."""
 

@@ -1,10 +1,9 @@
 """Request and response schemas of the accounts resource (the payload schema lives in imapapi)."""
 from __future__ import annotations
 
-import marshmallow as ma
 from marshmallow import fields, validate
 
-from app.api import DictSchema, PageSchema
+from app.api import DictSchema, PageSchema, PagingQuerySchema
 from imapapi.accounts import STATES
 from imapapi.schemas import AccountSchema, AccountUpdateSchema, Strict
 
@@ -53,9 +52,7 @@ class ReconnectResultSchema(DictSchema):
     reconnect = fields.Boolean(required=True)
 
 
-class AccountListQuerySchema(ma.Schema):
-    page = fields.Integer(load_default=0, validate=validate.Range(0, 1048576))
-    pageSize = fields.Integer(load_default=20, validate=validate.Range(1, 1000))
+class AccountListQuerySchema(PagingQuerySchema):
     state = fields.String(validate=validate.OneOf(STATES))
 
 

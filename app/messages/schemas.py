@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from app.api import PageSchema
+from app.api import PageSchema, PagingQuerySchema
 from marshmallow import fields, validate
 
 
-class MessagesQuerySchema(ma.Schema):
+class MessagesQuerySchema(PagingQuerySchema):
+    """path (required); a page past the end gives the last page."""
+
     path = fields.String(required=True, validate=validate.Length(min=1, max=1024),
                          metadata={"description": "Folder path; `inbox` in any case means INBOX"})
-    page = fields.Integer(load_default=0, validate=validate.Range(0, 1048576),
-                          metadata={"description": "0-based page; past the end gives the last page"})
-    pageSize = fields.Integer(load_default=20, validate=validate.Range(1, 1000))
 
 
 class AddressSchema(ma.Schema):

@@ -4,13 +4,11 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from app.api import PageSchema
+from app.api import PageSchema, PagingQuerySchema
 from imapapi.outbox import STATES
 
 
-class OutboxQuerySchema(ma.Schema):
-    page = fields.Integer(load_default=0, validate=validate.Range(0, 1048576))
-    pageSize = fields.Integer(load_default=20, validate=validate.Range(1, 1000))
+class OutboxQuerySchema(PagingQuerySchema):
     account = fields.String(validate=validate.Length(min=1, max=256),
                             metadata={"description": "Only this account's messages"})
     state = fields.String(validate=validate.OneOf(STATES))

@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import fields, validate
+from marshmallow import fields
 
-from app.api import PageSchema
+from app.api import PageSchema, PagingQuerySchema
 from imapapi.schemas import Strict
 
 
-class DeadQuerySchema(Strict):
-    page = fields.Integer(load_default=0, validate=validate.Range(min=0))
-    pageSize = fields.Integer(load_default=20, validate=validate.Range(min=1, max=1000))
+class DeadQuerySchema(Strict, PagingQuerySchema):
+    """page (0-based), pageSize 1..1000."""
 
 
 class DeadLetterSchema(ma.Schema):

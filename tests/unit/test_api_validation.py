@@ -95,3 +95,16 @@ def test_message_listing_query(client, query, key):
 
 def test_long_account_id(client):
     assert_error(client.get("/v1/account/" + "a" * 300), 400, "InvalidAccountId")
+
+
+@pytest.mark.parametrize("url", [
+    "/v1/accounts", "/v1/outbox", "/v1/webhooks/dead", "/v1/account/example/messages?path=INBOX",
+])
+@pytest.mark.parametrize("query, key", [
+    ("page=382243989158217216", "page"),   # page * pageSize once overflowed Redis' LRANGE: a 500
+    ("page=-1", "page"), ("pageSize=0", "pageSize"), ("pageSize=1001", "pageSize"),
+])
+def test_every_paged_listing_bounds_page_and_size(client, url, query, key):
+    joined = url + ("&" if "?" in url else "?") + query
+    body = assert_error(client.get(joined), 400, "InvalidInput")
+    assert field_keys(body) == {key}
