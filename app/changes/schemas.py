@@ -6,10 +6,24 @@ from marshmallow import fields, validate
 
 from imapapi.schemas import Strict
 
+_U64 = 2 ** 64 - 1
+_CURSOR_ERROR = "Must be a cursor returned by this endpoint (or 0)"
+
+
+def _cursor(value: str) -> None:
+    """A Redis stream id: two unsigned 64-bit numbers, below the largest id (anything else made
+    XRANGE fail: a 500)."""
+    if value == "0":
+        return
+    first, sep, second = value.partition("-")
+    if not (sep and first.isascii() and first.isdigit() and second.isascii() and second.isdigit()
+            and int(first) <= _U64 and int(second) <= _U64
+            and (int(first), int(second)) < (_U64, _U64)):
+        raise ma.ValidationError(_CURSOR_ERROR)
+
 
 class ChangesQuerySchema(Strict):
-    cursor = fields.String(validate=validate.Regexp(r"^(0|\d+-\d+)$", error="Must be a cursor "
-                                                    "returned by this endpoint (or 0)"),
+    cursor = fields.String(validate=[validate.Length(max=41), _cursor],
                            metadata={"description": "Return events after this one; omit or 0 for "
                                                     "the oldest kept"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))

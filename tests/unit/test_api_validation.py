@@ -108,3 +108,22 @@ def test_every_paged_listing_bounds_page_and_size(client, url, query, key):
     joined = url + ("&" if "?" in url else "?") + query
     body = assert_error(client.get(joined), 400, "InvalidInput")
     assert field_keys(body) == {key}
+
+
+@pytest.mark.parametrize("cursor", [
+    "5701-402950519074089870324370151673886",      # past 64 bits: XRANGE failed, a 500
+    "18446744073709551616-0", "18446744073709551615-18446744073709551615", "1-", "-1", "x",
+    "1-2-3", "١-٢", "1" * 42,
+])
+def test_change_feed_rejects_what_is_not_a_stream_id(client, cursor):
+    body = assert_error(client.get("/v1/account/example/changes", query_string={"cursor": cursor}),
+                        400, "InvalidInput")
+    assert field_keys(body) == {"cursor"}
+
+
+@pytest.mark.parametrize("cursor", ["0", "1795618390048-0", "18446744073709551615-0"])
+def test_change_feed_takes_any_stream_id(client, cursor):
+    assert client.post("/v1/account", json=SEED).status_code == 200
+    resp = client.get("/v1/account/example/changes", query_string={"cursor": cursor})
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["events"] == [] or cursor == "0"
