@@ -142,26 +142,31 @@ def parse_fetch_response(text: list, normalise_times: bool = True, uid_is_key: b
     if text == [None]:
         return defaultdict()
     try:
-        atoms = parse_atoms(text)
+        return _parse(text, normalise_times, uid_is_key)
     except (Unusual, ValueError):
+        # imapclient's parser reads it its own way, or raises its own ProtocolError
         return _stock_parse(text, normalise_times, uid_is_key)
+
+
+def _parse(text: list, normalise_times: bool, uid_is_key: bool) -> defaultdict:
+    atoms = parse_atoms(text)
     if len(atoms) % 2:
-        return _stock_parse(text, normalise_times, uid_is_key)
+        raise Unusual("a message number without its list")
     parsed: defaultdict = defaultdict(dict)
     for i in range(0, len(atoms), 2):
         seq, items = atoms[i], atoms[i + 1]
         if type(seq) is not int or not isinstance(items, tuple) or len(items) % 2:
-            return _stock_parse(text, normalise_times, uid_is_key)   # raises its ProtocolError
+            raise Unusual("not a FETCH reply")
         key = seq
         fields: dict = {b"SEQ": seq}
         for j in range(0, len(items), 2):
             name, value = items[j], items[j + 1]
             if not isinstance(name, bytes):
-                return _stock_parse(text, normalise_times, uid_is_key)
+                raise Unusual("item name")
             name = name.upper()
             if name == b"UID":
                 if type(value) is not int:
-                    return _stock_parse(text, normalise_times, uid_is_key)
+                    raise Unusual("UID")
                 if uid_is_key:
                     key = value
                 else:
