@@ -16,9 +16,10 @@ def _cursor(value: str) -> None:
     if value == "0":
         return
     first, sep, second = value.partition("-")
-    if not (sep and first.isascii() and first.isdigit() and second.isascii() and second.isdigit()
-            and int(first) <= _U64 and int(second) <= _U64
-            and (int(first), int(second)) < (_U64, _U64)):
+    if not (sep and first.isascii() and first.isdigit() and second.isascii() and second.isdigit()):
+        raise ma.ValidationError(_CURSOR_ERROR)
+    ms, seq = int(first), int(second)
+    if ms > _U64 or seq > _U64 or (ms, seq) == (_U64, _U64):
         raise ma.ValidationError(_CURSOR_ERROR)
 
 
