@@ -26,7 +26,6 @@ def app(redis_url, redis):
     application = create_app({"TESTING": True, "REDIS_URL": redis_url, "TASKS_EAGER": True})
     yield application
     settings_mod.configure(previous)
-    redis.flushdb()   # no made-up account may outlive the test (a later sidecar would dial it)
 
 
 @pytest.fixture
