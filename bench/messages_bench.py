@@ -163,7 +163,7 @@ def main() -> int:
         from sidecar.imap.listing import FETCH_ITEMS
         from sidecar.imap.textdecode import TextDecoder
 
-        detail_items = list(FETCH_ITEMS) + [b"BODYSTRUCTURE", b"BODY.PEEK[HEADER]"]
+        detail_items = list(FETCH_ITEMS) + [b"BODY.PEEK[HEADER]"]
         uid = rich_entry["uid"]
 
         def direct_details():

@@ -1,16 +1,16 @@
-"""Message listing: paging math and the per-message entry builder (extensible by later ops)."""
+"""Message listing: paging math and the per-message entry builder (ENVELOPE + BODYSTRUCTURE)."""
 from __future__ import annotations
 
 import math
 
 from imapapi.ids import encode_message_id
 
-from . import codec
+from . import bodystructure, codec
 
-# FETCH items for a listing page; later features append items (e.g. BODYSTRUCTURE) and a builder.
-FETCH_ITEMS: list[bytes] = [b"UID", b"FLAGS", b"RFC822.SIZE", b"ENVELOPE", b"INTERNALDATE"]
-# Each builder is fn(entry: dict, data: dict, mailbox_no: int) -> None and may add keys.
-ENTRY_BUILDERS: list = []
+# FETCH items of every listing entry (messages.list, search, details, messageNew): BODYSTRUCTURE
+# gives `attachments` and `text {id, encodedSize}`.
+FETCH_ITEMS: tuple[bytes, ...] = (b"UID", b"FLAGS", b"RFC822.SIZE", b"ENVELOPE", b"INTERNALDATE",
+                                  b"BODYSTRUCTURE")
 
 
 def page_window(total: int, page: int, page_size: int) -> dict:
@@ -56,6 +56,6 @@ def build_entry(mailbox_no: int, data: dict) -> dict:
     for flag, key in (("\\flagged", "flagged"), ("\\answered", "answered"), ("\\draft", "draft")):
         if flag in lowered:
             entry[key] = True
-    for builder in ENTRY_BUILDERS:
-        builder(entry, data, mailbox_no)
+    if b"BODYSTRUCTURE" in data:
+        entry.update(bodystructure.summary(data[b"BODYSTRUCTURE"], mailbox_no, uid))
     return entry

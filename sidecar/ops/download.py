@@ -8,10 +8,11 @@ import time
 from imapapi import errors, ids, wire
 from sidecar.context import STALL_LIMIT
 from sidecar.imap import bodystructure
+from sidecar.imap.fetch import fetch_one, iter_section
 from sidecar.imap.textdecode import TransferDecoder
 
 from . import op
-from .msgutil import fetch_one, iter_section, open_message
+from .msgutil import open_message
 
 NOT_FOUND = "Requested file not found"
 

@@ -5,9 +5,10 @@ import re
 
 from imapapi import errors, ids
 from sidecar.imap.codec import to_text
+from sidecar.imap.fetch import fetch_one
 
 from . import op
-from .msgutil import check_flags, fetch_one, folder_exists, open_message, server_path
+from .msgutil import check_flags, folder_exists, open_message, server_path
 
 TRASH_NAMES = ("trash", "deleted items", "deleted messages", "deleted", "bin", "[gmail]/trash",
                "inbox.trash", "inbox/trash")

@@ -10,7 +10,6 @@ from sidecar.imap.codec import normalize_path
 
 from . import op
 from ..imap import listing
-from . import message  # noqa: F401  (registers the BODYSTRUCTURE entry builder)
 from .msgutil import select
 
 _SET = re.compile(r"^(\d+|\*)(:(\d+|\*))?(,(\d+|\*)(:(\d+|\*))?)*$")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 
 from imapapi.ids import encode_message_id
+from sidecar.imap import bodystructure
+from sidecar.imap.details import DETAIL_ITEMS, build_details, collect_text
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +27,7 @@ def _filter_headers(entry: dict, wanted) -> None:
 
 def new_message_entries(client, mailbox_no: int, uids: list[int], settings: dict) -> dict:
     """-> {uid: entry}; uids expunged before we could fetch them are simply absent."""
-    # Lazy: the details op registers its listing builders (attachments/text) on import.
-    from sidecar.imap import bodystructure, listing
-    from sidecar.ops import message as details
-
-    items = list(listing.FETCH_ITEMS) + [b"BODY.PEEK[HEADER]"]
+    items = list(DETAIL_ITEMS)
     out = {}
     for start in range(0, len(uids), FETCH_CHUNK):
         part = uids[start:start + FETCH_CHUNK]
@@ -41,7 +39,7 @@ def new_message_entries(client, mailbox_no: int, uids: list[int], settings: dict
             row = dict(row)
             row.setdefault(b"UID", uid)   # imapclient keys UID FETCH answers by uid and drops it
             try:
-                entry = details.build_details(mailbox_no, row)
+                entry = build_details(mailbox_no, row)
             except Exception:   # one odd message must not block the folder's other events
                 log.exception("messageNew entry for uid %s failed", uid)
                 entry = {"id": encode_message_id(mailbox_no, uid), "uid": uid}
@@ -55,7 +53,7 @@ def new_message_entries(client, mailbox_no: int, uids: list[int], settings: dict
                 size = settings.get("notifyTextSize") or 0
                 try:
                     structure = bodystructure.analyze(row[b"BODYSTRUCTURE"])
-                    got = details.collect_text(client, uid, structure, structure.groups, "*",
+                    got = collect_text(client, uid, structure, structure.groups, "*",
                                                int(size))
                     text.update({k: v for k, v in got.items() if k in ("plain", "html", "hasMore")})
                 except Exception:

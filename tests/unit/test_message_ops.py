@@ -6,7 +6,7 @@ import pytest
 
 from app.message.streaming import content_disposition
 from imapapi import errors
-from sidecar.ops.message import parse_headers
+from sidecar.imap.details import parse_headers
 from sidecar.ops.modify import _copyuid
 from sidecar.ops.msgutil import check_flags, valid_flag
 from sidecar.ops.search import build_criteria, page_bounds

@@ -1,1 +1,0 @@
-"""Package attachments: routes.py + schemas.py."""

@@ -1,1 +1,0 @@
-"""Schemas of GET /v1/account/{account}/attachment/{attachment} (binary; nothing to validate)."""

@@ -1,1 +1,0 @@
-"""Package message: routes.py + schemas.py."""

@@ -1,1 +1,0 @@
-"""Package search: routes.py + schemas.py."""

@@ -1,1 +1,0 @@
-"""Package text: routes.py + schemas.py."""

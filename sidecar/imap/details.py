@@ -1,0 +1,106 @@
+"""Message details (the listing entry plus sender, replyTo, bcc, headers) and text collection.
+
+Used by the messages.get / messages.text ops and by sync's messageNew payloads."""
+from __future__ import annotations
+
+import re
+
+from . import bodystructure, listing
+from .codec import addresses, decode_words, to_text
+from .fetch import body_value, fetch_one, read_section
+from .textdecode import TextDecoder, encoded_budget, unflow, utf8_cut
+
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+# A details FETCH: the listing items plus the raw header block.
+DETAIL_ITEMS: tuple = listing.FETCH_ITEMS + (b"BODY.PEEK[HEADER]",)
+
+
+def parse_headers(raw: bytes | None) -> dict[str, list[str]]:
+    """Header block -> {lower-case name: [decoded value per occurrence]}."""
+    out: dict[str, list[str]] = {}
+    for line in _FOLD.sub(b"", raw or b"").split(b"\n"):
+        line = line.rstrip(b"\r")
+        if b":" not in line or line[:1] in (b" ", b"\t"):
+            continue
+        name, value = line.split(b":", 1)
+        name = to_text(name).strip().lower()
+        if name:
+            out.setdefault(name, []).append(decode_words(value.strip()))
+    return out
+
+
+def build_details(mailbox_no: int, data: dict) -> dict:
+    """Listing items + BODY.PEEK[HEADER] -> the list entry plus sender, replyTo, bcc, headers."""
+    out = listing.build_entry(mailbox_no, data)
+    env = data.get(b"ENVELOPE")
+    for name, attr in (("sender", "sender"), ("replyTo", "reply_to")):
+        found = addresses(getattr(env, attr, None))
+        if found:
+            out[name] = found[0]
+    out["bcc"] = addresses(getattr(env, "bcc", None))
+    out["headers"] = parse_headers(_header_bytes(data))
+    return out
+
+
+def _header_bytes(entry: dict) -> bytes:
+    for key, value in entry.items():
+        if isinstance(key, bytes) and key.startswith(b"BODY[HEADER"):
+            return bytes(value or b"")
+    return b""
+
+
+def read_text_part(client, uid: int, part: bodystructure.Part, max_bytes: int) -> tuple[str, bool]:
+    """Decoded text of one part -> (text, hasMore). With a cap, only about max_bytes of encoded
+    data is fetched (partial FETCH), more only while the decoded text is still short."""
+    decoder = TextDecoder(part.encoding, part.charset)
+    pieces, produced, offset, complete = [], 0, 0, False
+    while True:
+        if max_bytes:
+            want = encoded_budget(part.encoding, max_bytes - produced + 1)
+            data = read_section(client, uid, part.number, offset, want)
+        else:
+            # no cap: the whole part in one FETCH (BODYSTRUCTURE sizes are not trusted as limits)
+            value = body_value(fetch_one(client, uid, [f"BODY.PEEK[{part.number}]"]))
+            data = bytes(value) if value else b""
+            want = len(data) + 1
+        offset += len(data)
+        text = decoder.feed(data)
+        pieces.append(text)
+        produced += len(text.encode("utf-8"))
+        if len(data) < want:
+            complete = True
+            pieces.append(decoder.finish(complete=True))
+            break
+        if max_bytes and produced > max_bytes:
+            break
+    text = "".join(pieces)
+    if part.params.get("format", "").lower() == "flowed":
+        text = unflow(text, delsp=part.params.get("delsp", "").lower() == "yes")
+    text, cut = utf8_cut(text, max_bytes)
+    return text, cut or not complete
+
+
+def collect_text(client, uid: int, structure, groups, text_type: str, max_bytes: int) -> dict:
+    """{plain?, html?, <other>?, hasMore}: parts bucketed by subtype, each bucket capped in bytes."""
+    wanted = {"plain": groups[:1], "html": groups[1:2]}.get(text_type, groups[:3])
+    buckets: dict[str, list[str]] = {}
+    used: dict[str, int] = {}
+    has_more = False
+    for number in [n for group in wanted for n in group]:
+        part = structure.part(number)
+        if part is None or part.type != "text":
+            continue   # an id naming parts this message does not have: ignore them
+        bucket = buckets.setdefault(part.subtype, [])
+        spent = used.get(part.subtype, 0) + (1 if bucket else 0)   # the "\n" joining parts
+        if max_bytes and spent >= max_bytes:
+            has_more = True
+            continue
+        text, more = read_text_part(client, uid, part, max_bytes - spent if max_bytes else 0)
+        bucket.append(text)
+        used[part.subtype] = spent + len(text.encode("utf-8"))
+        has_more = has_more or more
+    out: dict = {name: "\n".join(texts) for name, texts in buckets.items()}
+    if text_type in ("plain", "html"):
+        out = {text_type: out.get(text_type, "")}
+    out["hasMore"] = has_more
+    return out
