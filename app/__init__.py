@@ -18,14 +18,10 @@ RESOURCES = [
     "messages",
     "submit",
     "outbox",
-    "message",
-    "text",
-    "attachments",
-    "search",
-    "mailbox",
     "settings",
     "changes",
     "webhooks",
+    "stats",
 ]
 
 log = logging.getLogger("imapapi.api")

@@ -9,8 +9,26 @@ _EXCLUDED = ["/metrics", "/health", "/docs", "/openapi.json", "/static"]
 _api_calls = None
 
 
+def _redis():
+    from imapapi.settings import get_redis
+    return get_redis()
+
+
+# /v1/stats counters apiCall:success|fail, written to Redis once a second (imapapi.stats)
+STATS = None
+
+
+def _stats_buffer():
+    global STATS
+    if STATS is None:
+        from imapapi.stats import Buffer
+        STATS = Buffer(_redis)
+    return STATS
+
+
 class ConnectionStates:
-    """imap_connections{status}: accounts per connection state, read from Redis at scrape time."""
+    """imap_connections{status}: accounts per connection state, from the counters the state
+    writes maintain (imapapi.stats): one HGETALL per scrape, whatever the number of accounts."""
 
     def describe(self):
         return []   # no Redis round trip when the collector is registered
@@ -18,20 +36,13 @@ class ConnectionStates:
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
-        from imapapi import keys
+        from imapapi import stats
         from imapapi.accounts import STATES
         from imapapi.settings import get_redis
 
         counts = dict.fromkeys(STATES, 0)
         try:
-            redis = get_redis()
-            ids = list(redis.smembers(keys.ACCOUNTS))
-            pipe = redis.pipeline(transaction=False)
-            for account in ids:
-                pipe.hget(keys.account(account.decode()), "state")
-            for state in pipe.execute():
-                state = (state or b"init").decode()
-                counts[state] = counts.get(state, 0) + 1
+            counts.update(stats.state_counts(get_redis()))
         except Exception:   # Redis down: /health reports it; metrics stay scrapeable
             return
         family = GaugeMetricFamily("imap_connections", "Accounts per connection state",
@@ -80,6 +91,7 @@ def init_app(app: Flask):
                           registry=registry)
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or app.testing:
         metrics.registry.register(ConnectionStates())
+    _stats_buffer()
     metrics.info("imapapi_info", "IMAP API version", version=app.config.get("API_VERSION", ""))
 
     @app.after_request
@@ -88,6 +100,7 @@ def init_app(app: Flask):
         if rule and rule.startswith("/v1/"):
             route = rule.replace("<", "{").replace(">", "}")
             counter.labels(request.method.lower(), str(response.status_code), route).inc()
+            STATS.add("apiCall:success" if response.status_code < 400 else "apiCall:fail")
         return response
 
     return metrics

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
 
-from . import keys
+from . import keys, stats
+from .clock import now_iso
 
 STATES = ("init", "connecting", "connected", "authenticationError", "connectError",
           "disconnected", "unset")
@@ -16,8 +16,21 @@ MASK = "******"
 CONFIG_FIELDS = ("name", "path", "copy", "notifyFrom", "imap", "smtp", "webhooks")
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+# Deleting or moving a record keeps the per-state counts (stats.STATES_KEY) in the same step.
+_DELETE_LUA = """
+local state = redis.call('HGET', KEYS[1], 'state')
+local removed = redis.call('DEL', KEYS[1])
+if removed == 1 and state and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], state, -1)
+end
+return removed
+"""
+_SET_STATE_LUA = stats.STATE_MOVE_LUA + """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  imapapi_state_move(KEYS[1], KEYS[2], ARGV[2])
+  for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+end
+"""
 
 
 def _decode(raw: dict) -> dict:
@@ -61,7 +74,10 @@ def upsert(redis, data: dict) -> dict:
     # notifyFrom defaults to the creation time; re-posting the account must not move it, or
     # mail that arrived in between would never be reported as new.
     pipe.hsetnx(key, "notifyFrom", now_iso())
-    pipe.hsetnx(key, "state", "init")
+    # a new record starts in init; the per-state counters (imapapi.stats) follow in the same step
+    pipe.eval("if redis.call('HSETNX', KEYS[1], 'state', 'init') == 1 "
+              "and redis.call('EXISTS', KEYS[2]) == 1 then "
+              "redis.call('HINCRBY', KEYS[2], 'init', 1) end", 2, key, stats.STATES_KEY)
     pipe.sadd(keys.ACCOUNTS, account)
     existed = pipe.execute()[0]
     redis.publish(keys.ACCOUNTS_CHANNEL, account)
@@ -72,7 +88,7 @@ def delete(redis, account: str) -> bool:
     """Remove the account and its per-account data (the id registry is kept so old ids 404)."""
     key = keys.account(account)
     pipe = redis.pipeline(transaction=True)
-    pipe.delete(key)
+    pipe.eval(_DELETE_LUA, 2, key, stats.STATES_KEY)
     pipe.srem(keys.ACCOUNTS, account)
     pipe.delete(keys.mailbox_listing(account))
     pipe.hdel(keys.OWNERS, account)
@@ -98,11 +114,7 @@ def set_state(redis, account: str, state: str, error: dict | None = None) -> Non
     elif error is not None:
         fields["lastErrorState"] = json.dumps({**error, "time": now_iso()})
     # Only touch existing records: a late state write must not resurrect a deleted account.
-    redis.eval(
-        "if redis.call('EXISTS', KEYS[1]) == 1 then "
-        "for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end end",
-        1, key, *[x for kv in fields.items() for x in kv],
-    )
+    redis.eval(_SET_STATE_LUA, 2, key, stats.STATES_KEY, *[x for kv in fields.items() for x in kv])
 
 
 def mask(config):

@@ -12,38 +12,38 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import time
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from . import keys
+from . import keys, producer
 from . import tasknames as T
 from . import webhook_settings
-from .events import DELIVERY_LEASE, DUE, JOBS
+from .keys import WEBHOOK_DUE as DUE
+from .keys import WEBHOOK_JOBS as JOBS
 from .settings import get_settings
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = "ia:wh:attempts"          # HASH event id -> failed attempts so far
-FIRST_FAIL = "ia:wh:first"           # HASH event id -> epoch of the first failure
+ATTEMPTS = keys.WEBHOOK_ATTEMPTS
+FIRST_FAIL = keys.WEBHOOK_FIRST_FAIL
 SENT_TTL = 7 * 86400                 # remember delivered ids this long (duplicate wake-ups)
-# Retry for at least this long before dead-lettering (env override for tests).
-RETRY_WINDOW = float(os.environ.get("IMAPAPI_WEBHOOK_RETRY_WINDOW", 3600))
+# Seconds a job may sit "enqueued" before the sweeper assumes its task was lost and re-enqueues.
+DELIVERY_LEASE = 20.0
 MAX_BACKOFF = 300.0
 PER_TARGET = 4                       # concurrent POSTs per receiver: a hung one can't take the pool
 BUSY_DELAY = 1.0
 DEAD_MAX = 10000
 USER_AGENT = "imapapi-py/0.1"
+RECENT = "ia:wh:recent"              # LIST: the last deliveries (JSON), newest first (web UI)
+RECENT_MAX = 200
+# Called with each recorded delivery (the worker's Prometheus metrics register here).
+ON_DELIVERY: list = []
 
 
-def sent_key(event_id: str) -> str:
-    return f"ia:wh:sent:{event_id}"
-
-
-def busy_key(url: str) -> str:
-    return "ia:wh:busy:" + hashlib.sha1(url.encode()).hexdigest()[:16]
+sent_key = keys.webhook_sent
+busy_key = keys.webhook_busy
 
 
 def backoff(attempt: int) -> float:
@@ -73,6 +73,13 @@ def split_auth(url: str) -> tuple[str, str | None]:
 
 def post(url: str, body: bytes, event_id: str, secret: str | None, timeout: float):
     """One POST; -> None on 2xx, else an error string. Never waits longer than the timeouts."""
+    return post_detailed(url, body, event_id, secret, timeout)["error"]
+
+
+def post_detailed(url: str, body: bytes, event_id: str, secret: str | None,
+                  timeout: float) -> dict:
+    """One POST -> {error (None on 2xx), status (None without an answer), seconds, response
+    (the first 500 characters the receiver answered)}."""
     url, auth = split_auth(url)
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                "X-IMAPAPI-Event-Id": event_id}
@@ -81,14 +88,61 @@ def post(url: str, body: bytes, event_id: str, secret: str | None, timeout: floa
         headers["X-IMAPAPI-Signature"] = signature
     if auth:
         headers["Authorization"] = auth
+    started = time.monotonic()
     try:
         resp = requests.post(url, data=body, headers=headers, allow_redirects=False,
                              timeout=(min(3.0, timeout), timeout))
     except requests.RequestException as exc:
-        return f"{type(exc).__name__}: {exc}"[:500]
-    if 200 <= resp.status_code < 300:
-        return None
-    return f"HTTP {resp.status_code}"
+        return {"error": f"{type(exc).__name__}: {exc}"[:500], "status": None,
+                "seconds": time.monotonic() - started, "response": None}
+    out = {"error": None, "status": resp.status_code, "seconds": time.monotonic() - started,
+           "response": resp.text[:500]}
+    if not 200 <= resp.status_code < 300:
+        out["error"] = f"HTTP {resp.status_code}"
+    return out
+
+
+def safe_url(url: str) -> str:
+    """The URL without its userinfo (what the UI and logs may show)."""
+    return split_auth(url)[0]
+
+
+def record(redis, entry: dict) -> None:
+    """Keep the last RECENT_MAX deliveries for the web UI and count them for /v1/stats."""
+    try:
+        pipe = redis.pipeline(transaction=False)
+        pipe.lpush(RECENT, json.dumps(entry, separators=(",", ":")))
+        pipe.ltrim(RECENT, 0, RECENT_MAX - 1)
+        pipe.execute()
+    except Exception:   # bookkeeping only: never fail a delivery over it
+        pass
+    stats.safe_incr(redis, {"webhooks:success" if entry.get("ok") else "webhooks:fail": 1})
+    for hook in ON_DELIVERY:
+        try:
+            hook(entry)
+        except Exception:   # metrics must not break delivery
+            log.exception("delivery hook failed")
+
+
+def recent(redis, count: int = 50) -> list[dict]:
+    return [json.loads(r) for r in redis.lrange(RECENT, 0, count - 1)]
+
+
+def send_test(redis, url: str | None = None) -> dict:
+    """POST a `test` event to the webhook URL now (no retries) -> what the receiver answered."""
+    url = url or webhook_settings.target(redis, None)
+    if not url:
+        return {"error": "No webhook URL is set", "status": None, "seconds": 0.0,
+                "response": None, "url": None}
+    event = {"id": "test-" + os.urandom(8).hex(), "account": None, "event": "test",
+             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "data": {"message": "Test webhook from IMAP API"}}
+    body = json.dumps(event, separators=(",", ":")).encode()
+    result = post_detailed(url, body, event["id"], webhook_settings.secret(redis),
+                           get_settings().webhook_timeout)
+    result["url"] = safe_url(url)
+    result["id"] = event["id"]
+    return result
 
 
 def _finish(redis, event_id: str, *, sent: bool) -> None:
@@ -143,17 +197,21 @@ def deliver_event(redis, event_id: str, *, now: float | None = None) -> tuple[st
         return "busy", BUSY_DELAY
     try:
         body = json.dumps(event, separators=(",", ":")).encode()
-        error = post(url, body, event_id, webhook_settings.secret(redis), timeout)
+        result = post_detailed(url, body, event_id, webhook_settings.secret(redis), timeout)
     finally:
         redis.zrem(busy, slot)
+    error = result["error"]
     now = now or time.time()
+    record(redis, {"id": event_id, "account": account, "event": event.get("event"),
+                   "url": safe_url(url), "ok": error is None, "status": result["status"],
+                   "ms": round(result["seconds"] * 1000, 1), "error": error, "at": time.time()})
     if error is None:
         _finish(redis, event_id, sent=True)
         return "sent", 0.0
     attempt = redis.hincrby(ATTEMPTS, event_id, 1)
     redis.hsetnx(FIRST_FAIL, event_id, now)
     first = float(redis.hget(FIRST_FAIL, event_id) or now)
-    if now - first >= RETRY_WINDOW:
+    if now - first >= get_settings().webhook_retry_window:
         dead_letter(redis, event_id, job, url, attempt, error, now)
         return "dead", 0.0
     countdown = backoff(attempt)
@@ -172,6 +230,7 @@ def dead_letter(redis, event_id, job, url, attempts, error, now) -> None:
     pipe.ltrim(keys.DEAD_LETTERS, 0, DEAD_MAX - 1)
     pipe.execute()
     _finish(redis, event_id, sent=False)
+    stats.safe_incr(redis, {"webhooks:dead": 1})
     log.warning("webhook %s dead-lettered after %d attempts: %s", event_id, attempts, error)
 
 
@@ -219,7 +278,5 @@ def sweep(redis, now: float | None = None, limit: int = 500) -> int:
 
 def enqueue(event_ids) -> None:
     """Wake a worker per event (the sidecar calls this right after its commit)."""
-    from celery_tasks.app import celery   # lazy: the API and sidecar import this module too
-
     for event_id in event_ids:
-        celery.send_task(T.WEBHOOK_DELIVER, kwargs={"event_id": event_id})
+        producer.send(T.WEBHOOK_DELIVER, {"event_id": event_id})

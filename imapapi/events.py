@@ -8,30 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import time
-from datetime import datetime, timezone
 
-from . import keys
+from . import delivery, keys, stats
 
 EVENT_TYPES = [
     "messageNew", "messageDeleted", "messageUpdated", "mailboxReset", "mailboxDeleted",
     "mailboxNew", "authenticationError", "authenticationSuccess", "connectError",
     "messageSent", "messageDeliveryError", "messageFailed",
 ]
-# Approximate cap per account (XADD MAXLEN ~): the replay window of /changes. Events with text
-# can be large; lower it (env IMAPAPI_EVENTS_MAXLEN) for many busy accounts on a small Redis.
-STREAM_MAXLEN = int(os.environ.get("IMAPAPI_EVENTS_MAXLEN", 10000))
-# Seconds a job may sit "enqueued" before the sweeper assumes its task was lost and re-enqueues.
-DELIVERY_LEASE = 20.0
+from .clock import now_iso
+from .delivery import DELIVERY_LEASE
+from .keys import WEBHOOK_DUE as DUE
+from .keys import WEBHOOK_JOBS as JOBS
+from .settings import get_settings
+from .webhook_settings import wanted_for
 
-# Webhook job bookkeeping (one place; the webhook worker and the sweeper use the same keys).
-JOBS = "ia:wh:jobs"            # HASH event id -> JSON {account, stream, event}
-DUE = "ia:wh:due"              # ZSET event id -> epoch when the sweeper should (re)enqueue it
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+log = logging.getLogger(__name__)
 
 
 def event_id(*parts) -> str:
@@ -115,7 +109,7 @@ def append_events(redis, account: str, events: list[dict],
     expected current 'version' field or None for "don't check").
     deliver: predicate(event) -> bool deciding whether a webhook job is registered (default all).
     """
-    argv: list = [STREAM_MAXLEN, time.time() + DELIVERY_LEASE, len(events)]
+    argv: list = [get_settings().events_maxlen, time.time() + DELIVERY_LEASE, len(events)]
     for ev in events:
         wanted = True if deliver is None else bool(deliver(ev))
         argv += [ev["id"], json.dumps(ev, separators=(",", ":"), default=str), "1" if wanted else "0"]
@@ -133,23 +127,31 @@ def append_events(redis, account: str, events: list[dict],
         raise StaleState(account)
     if res and res[0] == -2:
         return []   # account deleted: its changes no longer matter
+    counts: dict[str, int] = {}
+    for ev in events:
+        counts["events:" + ev["event"]] = counts.get("events:" + ev["event"], 0) + 1
+    stats.safe_incr(redis, counts)   # /v1/stats; after the commit, so a retry never counts twice
     return [r.decode() if isinstance(r, bytes) else r for r in res]
 
 
 def emit(redis, account: str, event: str, data: dict, *, path: str | None = None,
-         special_use: str | None = None, id_parts: tuple = ()) -> dict:
+         special_use: str | None = None, id_parts: tuple = (), quiet: bool = False) -> dict | None:
     """Commit one event outside a folder sync (sending results, account state) and wake a
     webhook worker. Pass id_parts that identify the change (e.g. the queue id and attempt) so a
-    retried write keeps its event id."""
-    from .webhook_settings import wanted_for
-
+    retried write keeps its event id. `quiet`: a failed write is logged, not raised (a sending
+    event must never turn a delivered message into a failed task); -> None then."""
     ev = make_event(account, event, data, path=path, special_use=special_use, id_parts=id_parts)
-    wanted = wanted_for(redis, account, event)
-    append_events(redis, account, [ev], deliver=lambda e: wanted)
+    try:
+        wanted = wanted_for(redis, account, event)
+        append_events(redis, account, [ev], deliver=lambda e: wanted)
+    except Exception:
+        if not quiet:
+            raise
+        log.exception("cannot record %s for %s", event, account)
+        return None
     if wanted:
-        from .delivery import enqueue   # lazy: delivery imports this module
         try:
-            enqueue([ev["id"]])
+            delivery.enqueue([ev["id"]])
         except Exception:   # broker down: the sweeper enqueues it once the lease passes
             pass
     return ev

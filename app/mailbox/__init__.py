@@ -1,1 +1,0 @@
-"""Package mailbox: routes.py + schemas.py."""
