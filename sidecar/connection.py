@@ -11,9 +11,10 @@ import threading
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
-from imapclient.imapclient import SocketTimeout
 
 from imapapi import authserver, errors
+
+from .imap import compat
 
 _contexts: dict[tuple, ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
@@ -130,8 +131,8 @@ def connect(imap: dict, timeout: float, *, account: str | None = None,
         # Servers slow down failed logins per IP (Dovecot: up to 15 s); a short read timeout
         # would report a wrong password as a timeout, so the handshake gets LOGIN_TIMEOUT.
         client = IMAPClient(imap["host"], port=port, ssl=secure, ssl_context=ctx,
-                            timeout=SocketTimeout(connect=timeout, read=max(timeout, LOGIN_TIMEOUT)))
-        _keepalive(client._imap.sock)
+                            timeout=compat.SocketTimeout(connect=timeout, read=max(timeout, LOGIN_TIMEOUT)))
+        _keepalive(compat.raw_socket(client))
         client.folder_encode = False    # paths stay exactly as the server lists them (ids use them)
         client.normalise_times = False  # keep the zone so dates convert to UTC correctly
         caps = client.capabilities()
@@ -141,11 +142,9 @@ def connect(imap: dict, timeout: float, *, account: str | None = None,
             client.oauth2_login(_text(auth.get("user", "")), auth["accessToken"])  # XOAUTH2
         else:
             client.login(_text(auth.get("user", "")), _text(auth.get("pass", "")))
-        # Servers may announce more after login; imapclient caches only the pre-auth list.
-        client._cached_capabilities = None
+        compat.forget_capabilities(client)   # servers may announce more after login
         caps = {_text(c).upper() for c in client.capabilities()}
-        client._timeout = SocketTimeout(connect=timeout, read=timeout)
-        client._set_read_timeout()
+        compat.set_read_timeout(client, connect=timeout, read=timeout)
         return client, caps
     except BaseException as exc:
         if client is not None:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 
-from .imap import responses
+from .imap import compat, responses
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def has_buffered(client) -> bool:
     sock = client.socket()
     if isinstance(sock, ssl.SSLSocket) and sock.pending():
         return True
-    reader = getattr(client._imap, "file", None)
+    reader = compat.buffered_reader(client)
     if reader is None or not hasattr(reader, "peek"):
         return False
     sock.setblocking(False)
@@ -166,7 +166,7 @@ def has_buffered(client) -> bool:
     except (ssl.SSLWantReadError, BlockingIOError, ValueError, OSError):
         return False
     finally:
-        client._set_read_timeout()
+        compat.restore_read_timeout(client)
 
 
 def _readable_now(sock) -> bool:
@@ -181,25 +181,26 @@ def read_available(client) -> list:
     Whole responses are read with the normal (blocking, timed) socket so a line or literal split
     across TCP segments is never mistaken for garbage; a `{n}` literal (Dovecot sends non-ASCII
     mailbox names that way) is read as exactly n bytes through imaplib's own buffer."""
-    imap, out = client._imap, []
+    get_line, read, out = *compat.line_reader(client), []
     for _ in range(10000):   # bounded: a flood of updates is finished by idle_done()
         if not (has_buffered(client) or _readable_now(client.socket())):
             break
-        out.append(responses.parse_untagged(responses.read_response(imap._get_line, imap.read)))
+        out.append(responses.parse_untagged(responses.read_response(get_line, read)))
     return out
 
 
 def idle_done(client) -> tuple:
     """imapclient's idle_done(), literal-aware: its version parses only the first line of each
     response, so a pushed literal arriving before the DONE answer would break the connection."""
-    imap, tag = client._imap, client._idle_tag
-    imap.send(b"DONE\r\n")
+    tag = compat.idle_tag(client)
+    get_line, read = compat.line_reader(client)
+    compat.send_raw(client, b"DONE\r\n")
     out = []
     for _ in range(100000):
-        parts = responses.read_response(imap._get_line, imap.read)
+        parts = responses.read_response(get_line, read)
         line = responses.first_line(parts)
         if line.startswith(tag + b" "):
-            imap.tagged_commands.pop(tag, None)
+            compat.forget_tag(client, tag)
             typ, _, text = line[len(tag) + 1:].partition(b" ")
             if typ.upper() != b"OK":
                 raise imaplib.IMAP4.error(f"IDLE failed: {line!r}")

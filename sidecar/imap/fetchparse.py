@@ -13,13 +13,14 @@ import re
 from collections import defaultdict
 from datetime import datetime
 
-import imapclient.imapclient as _imapclient_module
-from imapclient import response_parser as _rp
 from imapclient.fixed_offset import FixedOffset
 from imapclient.response_types import BodyData
 
+from . import compat
+from .compat import convert_envelope, convert_internaldate
+
 log = logging.getLogger(__name__)
-_stock_parse = _rp.parse_fetch_response
+_stock_parse = compat.stock_parse_fetch_response
 
 # One token per match, after optional whitespace; groups: "(", ")", a quoted string's content,
 # an atom (IMAP atom bytes, with [...] sections that may hold spaces and parens, e.g.
@@ -68,17 +69,17 @@ def _internaldate(value, normalise_times: bool):
         fast = _fast_date(value, _INTERNALDATE)
         if fast is not None:
             return fast
-    return _rp._convert_INTERNALDATE(value, normalise_times)
+    return convert_internaldate(value, normalise_times)
 
 
 def _envelope(value, normalise_times: bool):
     if not normalise_times and isinstance(value, tuple) and len(value) >= 10 and value[0]:
         fast = _fast_date(value[0], _RFC2822)
         if fast is not None:
-            envelope = _rp._convert_ENVELOPE((None,) + value[1:], normalise_times)
+            envelope = convert_envelope((None,) + value[1:], normalise_times)
             envelope.date = fast
             return envelope
-    return _rp._convert_ENVELOPE(value, normalise_times)
+    return convert_envelope(value, normalise_times)
 
 
 class Unusual(Exception):
@@ -187,10 +188,7 @@ def install() -> bool:
     """Make IMAPClient.fetch in this process use this parser (the sidecar calls it at start).
 
     Only where this imapclient has the names we rely on; otherwise its own parser stays."""
-    needed = (hasattr(_imapclient_module, "parse_fetch_response")
-              and all(hasattr(_rp, name) for name in ("_convert_ENVELOPE", "_convert_INTERNALDATE")))
-    if needed:
-        _imapclient_module.parse_fetch_response = parse_fetch_response
-    else:
+    needed = compat.install_fetch_parser(parse_fetch_response)
+    if not needed:
         log.warning("imapclient's internals changed: FETCH replies use its own (slower) parser")
     return needed

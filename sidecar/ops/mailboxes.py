@@ -5,7 +5,7 @@ import json
 
 from imapapi import keys
 
-from ..imap import codec
+from ..imap import codec, compat
 from . import op
 
 SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
@@ -40,11 +40,10 @@ def list_mailboxes(ctx, counters: bool = False, **_):
         except Exception:
             subscribed = set()
         caps = {_str(c).upper() for c in client.capabilities()}
-        if client._imap.state == "SELECTED":
+        if compat.is_selected(client):
             # Dovecot answers STATUS on the selected folder (the main connection's IDLE folder)
             # from this session's view: NOOP brings it up to date with mail that just arrived.
-            # imaplib's NOOP, as imapclient's cannot parse NOTIFY events carrying literals.
-            client._imap.noop()
+            compat.imaplib_noop(client)
         what = [b"MESSAGES", b"UNSEEN"]
         if counters:
             what += [b"UIDNEXT", b"UIDVALIDITY"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from imapapi import errors, ids
+from sidecar.imap import compat
 from sidecar.imap.codec import to_text
 from sidecar.imap.fetch import fetch_one
 
@@ -45,18 +46,19 @@ def move_uid(ctx, client, uid: int, target: str) -> dict:
     """Move one UID from the selected folder; -> {path, id?, uid?, expunged?} (id/uid when
     COPYUID is sent; `expunged: false` when, without MOVE and UIDPLUS, the original is only
     flagged \\Deleted)."""
-    imap = client._imap    # imaplib keeps untagged response codes (COPYUID) here
-    imap.untagged_responses.pop("COPYUID", None)
+    untagged = compat.untagged(client)    # imaplib keeps untagged response codes (COPYUID) here
+    untagged.pop("COPYUID", None)
     out: dict = {"path": target}
     if client.has_capability("MOVE"):
         client.move([uid], target)
-        copied = _copyuid(imap.untagged_responses.pop("COPYUID", None))
+        copied = _copyuid(untagged.pop("COPYUID", None))
     else:
         # imapclient drops the tagged response text of UID COPY, which carries COPYUID
-        typ, data = imap._simple_command("UID", "COPY", str(uid), client._normalise_folder(target))
+        typ, data = compat.simple_command(client, "UID", "COPY", str(uid),
+                                          compat.normalise_folder(client, target))
         if typ != "OK":
             raise errors.UpstreamError(to_text(data[0] if data else b"COPY failed"))
-        copied = _copyuid(data) or _copyuid(imap.untagged_responses.pop("COPYUID", None))
+        copied = _copyuid(data) or _copyuid(untagged.pop("COPYUID", None))
         if not _expunge_uid(client, uid):
             out["expunged"] = False   # the copy is in `target`, the original flagged \\Deleted
     if copied:

@@ -6,12 +6,9 @@ import imaplib
 from imapclient import imap_utf7
 from imapclient.response_parser import parse_fetch_response, parse_response
 
-from sidecar.imap import responses
+from sidecar.imap import compat, responses
 
 from .diff import ServerStatus, norm_flags
-
-# imaplib refuses commands it does not know; NOTIFY is valid once authenticated (RFC 5465).
-imaplib.Commands.setdefault("NOTIFY", ("AUTH", "SELECTED"))
 
 STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "HIGHESTMODSEQ")
 
@@ -69,15 +66,13 @@ def fetch_flags(client, *, changed_since: int = 0, vanished: bool = False):
     mods = None
     if changed_since:
         mods = f"(CHANGEDSINCE {changed_since}{' VANISHED' if vanished else ''})"
-    imap = client._imap
-    imap.untagged_responses.pop("VANISHED", None)
+    untagged = compat.untagged(client)
+    untagged.pop("VANISHED", None)
     args = ["UID", "FETCH", "1:*", items] + ([mods] if mods else [])
-    tag = imap._command(*args)
-    typ, data = imap._command_complete("FETCH", tag)
+    typ, data = compat.command(client, "FETCH", *args)
     if typ != "OK":
         raise imaplib.IMAP4.error(f"UID FETCH failed: {data}")
-    typ, data = imap._untagged_response(typ, data, "FETCH")
-    gone = parse_vanished(imap.untagged_responses.pop("VANISHED", None))
+    gone = parse_vanished(untagged.pop("VANISHED", None))
     parsed = parse_fetch_response([d for d in data if d is not None], False, True) if data else {}
     out = {}
     for uid, item in parsed.items():
@@ -113,7 +108,7 @@ NOTIFY_SET = ("SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange))
 
 def notify_set(client) -> None:
     """NOTIFY for the selected folder and every personal folder, including folder changes."""
-    typ, data = client._imap._simple_command("NOTIFY", NOTIFY_SET)
+    typ, data = compat.simple_command(client, "NOTIFY", NOTIFY_SET)
     if typ != "OK":
         raise imaplib.IMAP4.error(f"NOTIFY failed: {data}")
 
@@ -142,21 +137,20 @@ def list_folders(client, caps: set[str]) -> dict[str, dict]:
     """-> {path: {"flags": [...], "delimiter": str|None, "status": {...} or None}} (selectable only).
 
     One round trip with LIST-STATUS; else LIST and the caller STATUSes folders itself."""
-    imap = client._imap
+    untagged = compat.untagged(client)
     want = [i for i in STATUS_ITEMS if i != "HIGHESTMODSEQ" or "CONDSTORE" in caps]
     statuses: dict[str, dict] = {}
     if "LIST-STATUS" in caps:
-        imap.untagged_responses.pop("STATUS", None)
+        untagged.pop("STATUS", None)
         # RETURN replaces the default answer: ask for SPECIAL-USE flags explicitly.
         extra = "SPECIAL-USE " if "SPECIAL-USE" in caps else ""
-        tag = imap._command("LIST", '""', '"*"', "RETURN", f"({extra}STATUS ({' '.join(want)}))")
-        typ, data = imap._command_complete("LIST", tag)
+        typ, lines = compat.command(client, "LIST", "LIST", '""', '"*"', "RETURN",
+                                    f"({extra}STATUS ({' '.join(want)}))")
         if typ != "OK":
-            raise imaplib.IMAP4.error(f"LIST failed: {data}")
-        typ, lines = imap._untagged_response(typ, data, "LIST")
+            raise imaplib.IMAP4.error(f"LIST failed: {lines}")
         rows = list_rows(lines)
         known = {folder_name(name) for _, _, name in rows}
-        for parts in responses.regroup(imap.untagged_responses.pop("STATUS", None)):
+        for parts in responses.regroup(untagged.pop("STATUS", None)):
             got = parse_status_line(parts, known)
             if got:
                 statuses[got[0]] = got[1]

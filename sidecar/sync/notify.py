@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 
+from sidecar.imap import compat
 from sidecar.imap.responses import regroup
 
 from . import imapio
@@ -119,7 +120,7 @@ def pending_pushes(client, idle_folder: str = "INBOX", known=()) -> Pushed:
     """STATUS/LIST pushes that arrived while commands ran (imaplib kept them aside; a SELECT
     would flush them, so callers collect them before one)."""
     pushed = Pushed(idle_folder)
-    untagged = client._imap.untagged_responses
+    untagged = compat.untagged(client)
     for parts in regroup(untagged.pop("STATUS", None)):
         got = imapio.parse_status_line(parts, known)
         if got:
