@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 
-from . import accounts, keys
+from . import keys, stats
+from .clock import now_iso
 
 LEASES = "ia:lease"         # HASH account -> "<token>:<expires ms>:<sidecar id>"
 LEASE_SEQ = "ia:lease:seq"  # STRING: the last token handed out
@@ -79,10 +80,10 @@ end
 return lost
 """
 
-# KEYS: leases, owners.  ARGV: sid, account record prefix, state time, [account, token] * n.
-# Gives up leases still held with that token: lease and owner entry go, the account shows
-# `disconnected` until the next owner connects. -> the accounts released.
-RELEASE = """
+# KEYS: leases, owners, per-state counts.  ARGV: sid, account record prefix, state time,
+# [account, token] * n. Gives up leases still held with that token: lease and owner entry go,
+# the account shows `disconnected` until the next owner connects. -> the accounts released.
+RELEASE = stats.STATE_MOVE_LUA + """
 local sid = ARGV[1]
 local out = {}
 for i = 4, #ARGV, 2 do
@@ -95,6 +96,7 @@ for i = 4, #ARGV, 2 do
     if redis.call('HGET', KEYS[2], acct) == sid then redis.call('HDEL', KEYS[2], acct) end
     local rk = ARGV[2] .. acct
     if redis.call('EXISTS', rk) == 1 then
+      imapapi_state_move(rk, KEYS[3], 'disconnected')
       redis.call('HSET', rk, 'state', 'disconnected', 'stateChanged', ARGV[3])
     end
     out[#out + 1] = acct
@@ -163,8 +165,8 @@ def release(redis, sid: str, held: dict[str, int]) -> list[str]:
     out: list[str] = []
     for start in range(0, len(items), BATCH):
         argv = [x for acct, tok in items[start:start + BATCH] for x in (acct, tok)]
-        out += [_s(a) for a in redis.eval(RELEASE, 2, LEASES, keys.OWNERS, sid,
-                                          keys.account(""), accounts.now_iso(), *argv)]
+        out += [_s(a) for a in redis.eval(RELEASE, 3, LEASES, keys.OWNERS, stats.STATES_KEY,
+                                          sid, keys.account(""), now_iso(), *argv)]
     return out
 
 
@@ -200,8 +202,10 @@ def holders(redis) -> tuple[dict[str, int], int, int]:
 
 
 # -- fenced writes the sidecar makes outside the event commit ---------------------------------
-_SET_STATE = fenced("""
+# KEYS: record, per-state counts (kept in the same step, as accounts.set_state does).
+_SET_STATE = fenced(stats.STATE_MOVE_LUA + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+imapapi_state_move(KEYS[1], KEYS[2], ARGV[2])
 for i = 1, #ARGV - 3, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 """)
@@ -209,12 +213,12 @@ return 1
 
 def set_state(redis, account: str, token, state: str, error: dict | None = None) -> bool:
     """accounts.set_state, refused (Fenced) unless `token` is the account's current lease."""
-    fields = {"state": state, "stateChanged": accounts.now_iso()}
+    fields = {"state": state, "stateChanged": now_iso()}
     if state == "connected":
         fields["lastErrorState"] = "{}"
     elif error is not None:
-        fields["lastErrorState"] = json.dumps({**error, "time": accounts.now_iso()})
-    res = redis.eval(_SET_STATE, 1, keys.account(account),
+        fields["lastErrorState"] = json.dumps({**error, "time": now_iso()})
+    res = redis.eval(_SET_STATE, 2, keys.account(account), stats.STATES_KEY,
                      *[x for kv in fields.items() for x in kv], *fence_args(account, token))
     if res == REFUSED:
         raise Fenced(account)

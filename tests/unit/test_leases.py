@@ -164,3 +164,19 @@ def test_holders_counts_live_leases_per_sidecar_and_expired_ones(r):
     assert counts.get("count-s1") == 2
     assert "count-s2" not in counts
     assert expired >= 1
+
+
+def test_fenced_state_writes_keep_the_per_state_counts(r):
+    from imapapi import stats
+
+    (a,) = names(r)
+    r.hincrby(stats.STATES_KEY, "init", 1)   # names() made the record in init
+    before = {k.decode(): int(v) for k, v in r.hgetall(stats.STATES_KEY).items()}
+    tok = leases.acquire(r, "s1", [a], ttl=10)[a]
+    leases.set_state(r, a, tok, "connected")
+    leases.release(r, "s1", {a: tok})
+    after = {k.decode(): int(v) for k, v in r.hgetall(stats.STATES_KEY).items()}
+    assert after.get("init", 0) == before.get("init", 0) - 1
+    assert after.get("disconnected", 0) == before.get("disconnected", 0) + 1
+    assert after.get("connected", 0) == before.get("connected", 0)
+    r.hincrby(stats.STATES_KEY, "disconnected", -1)
