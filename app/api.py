@@ -1,4 +1,4 @@
-"""The flask-smorest Api: one JSON error shape for every outcome, 400 for validation errors."""
+"""The flask-smorest Api (one JSON error shape, 400 for validation errors) and what every resource shares."""
 from __future__ import annotations
 
 from http import HTTPStatus
@@ -8,7 +8,24 @@ from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
 from webargs.flaskparser import FlaskParser
 
+from imapapi import errors, ids
 from imapapi.errors import ApiError
+from imapapi.schemas import field_errors
+
+
+def check_account_id(account: str) -> str:
+    """400 for an id the original would reject (empty or longer than 256 characters)."""
+    if not account or len(account) > 256:
+        raise errors.BadRequest("Invalid account ID", code="InvalidAccountId")
+    return account
+
+
+def check_message_id(message: str) -> str:
+    """404 JSON for a malformed message id without a round trip to the sidecar."""
+    if len(message) > 256:
+        ids.decode_message_id("")   # raises the same MessageNotFound as any bad id
+    ids.decode_message_id(message)
+    return message
 
 
 class ErrorSchema(ma.Schema):
@@ -19,6 +36,22 @@ class ErrorSchema(ma.Schema):
     message = ma.fields.String()
     code = ma.fields.String(metadata={"description": "Machine-readable error code"})
     fields = ma.fields.List(ma.fields.Dict(), metadata={"description": "[{key, message}] per bad field"})
+
+
+class ResultSchema(ma.Schema):
+    """Documents a body the sidecar builds (the shape lives in its op): dumped unchanged, so a key
+    the sidecar adds is never dropped by a schema that has not caught up yet."""
+
+    def dump(self, obj, *, many=None):
+        return obj
+
+
+class Passthrough(ma.fields.Nested):
+    """A nested shape the sidecar builds (list entries): its schema reaches the OpenAPI document,
+    the value is serialized as it is, for the reason ResultSchema gives."""
+
+    def _serialize(self, nested_obj, attr, obj, **kwargs):
+        return nested_obj
 
 
 class DictSchema(ma.Schema):
@@ -62,8 +95,6 @@ def flatten_errors(messages, prefix: str = "") -> list[dict]:
     """webargs' {location: {field: [msgs]}} -> [{"key": "imap.port", "message": "..."}].
 
     Only the outermost level is a location (a field may itself be called `path`)."""
-    from imapapi.schemas import field_errors
-
     if not prefix and isinstance(messages, dict) and messages and set(messages) <= set(LOCATIONS):
         out = []
         for value in messages.values():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from app.api import Blueprint
+from app.api import Blueprint, check_account_id
 from app.tasks import run
 from imapapi import accounts, errors
 from imapapi import tasknames as T
@@ -16,13 +16,6 @@ from .schemas import (AccountCreatedSchema, AccountDeletedSchema, AccountInfoSch
                       ReconnectSchema)
 
 blp = Blueprint("account", __name__, description="Register and manage IMAP/SMTP accounts")
-
-
-def check_account_id(account: str) -> str:
-    """400 for an id the original would reject (empty or longer than 256 characters)."""
-    if not account or len(account) > 256:
-        raise errors.BadRequest("Invalid account ID", code="InvalidAccountId")
-    return account
 
 
 @blp.route("/v1/account")

@@ -1,1 +1,1 @@
-"""Mailboxes resource: the folder listing of an account, served by its sidecar."""
+"""Mailboxes resource: an account's folders: the listing, and create, rename, delete."""

@@ -1,1 +1,1 @@
-"""Messages resource: paged message listing of a folder, newest first."""
+"""Messages resource: listing, search, upload, and one message's details, flags, move, delete, source, text and attachments."""

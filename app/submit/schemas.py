@@ -31,7 +31,8 @@ def _single_line(value: str):
         raise ma.ValidationError("Must not contain line breaks")
 
 
-def _base64(value: str):
+def base64_content(value: str):
+    """Validator: base64 (white space allowed, as in wrapped MIME bodies)."""
     try:
         base64.b64decode("".join(value.split()), validate=True)
     except (binascii.Error, ValueError):
@@ -61,7 +62,7 @@ class ReferenceSchema(Strict):
 
 class AttachmentSchema(Strict):
     filename = fields.String(validate=[validate.Length(max=256), _single_line])
-    content = fields.String(required=True, validate=_base64,
+    content = fields.String(required=True, validate=base64_content,
                             metadata={"description": "File content, base64"})
     contentType = fields.String(validate=[validate.Length(max=256), _single_line])
     contentDisposition = fields.String(validate=validate.OneOf(["inline", "attachment"]))

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from app.message.streaming import content_disposition
+from app.messages.streaming import content_disposition
 from imapapi import errors
 from sidecar.imap.details import parse_headers
 from sidecar.ops.modify import _copyuid
