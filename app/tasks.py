@@ -5,13 +5,16 @@ through the broker; the envelope handling is the same, so routes see identical e
 """
 from __future__ import annotations
 
-import importlib
 import logging
 
+import kombu.exceptions
+import redis.exceptions
 from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import current_app, has_app_context
 
-from imapapi import errors
+from imapapi import errors, rpc, wire
+from imapapi import tasknames as T
+from imapapi.producer import celery
 from imapapi.settings import get_redis, get_settings
 
 log = logging.getLogger("imapapi.api.tasks")
@@ -20,12 +23,8 @@ log = logging.getLogger("imapapi.api.tasks")
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
-def _broker_errors() -> tuple[type[BaseException], ...]:
-    import kombu.exceptions
-    import redis.exceptions
-
-    return (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError,
-            redis.exceptions.TimeoutError, ConnectionError, OSError)
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError,
+                 redis.exceptions.TimeoutError, ConnectionError, OSError)
 
 
 def _unavailable() -> errors.ApiError:
@@ -37,12 +36,8 @@ def run(task_name: str, *, timeout: float | None = None, **kwargs):
     timeout = timeout or get_settings().command_timeout
     if has_app_context() and current_app.config.get("TASKS_EAGER"):
         return unwrap(task_name, run_local(task_name, kwargs))
-    from celery_tasks.app import celery
-    from celery_tasks.imap import TASKS as SIDECAR_TASKS
-
-    if task_name in SIDECAR_TASKS:
+    if task_name in T.SIDECAR_TASKS:
         return run_direct(celery, task_name, timeout, kwargs)
-    broker_errors = _broker_errors()
     try:
         # the task's own sidecar deadline is `timeout`; allow a little for the two queue hops
         async_result = celery.send_task(task_name, kwargs=kwargs, expires=timeout,
@@ -57,7 +52,7 @@ def run(task_name: str, *, timeout: float | None = None, **kwargs):
     except CeleryTimeout:
         _forget(async_result)
         raise errors.GatewayTimeout() from None
-    except (RuntimeError, *broker_errors) as exc:
+    except (RuntimeError, *BROKER_ERRORS) as exc:
         log.error("lost the result backend waiting for %s: %s", task_name, exc)
         _reset_backend(celery)
         raise _unavailable() from None
@@ -75,8 +70,6 @@ def run(task_name: str, *, timeout: float | None = None, **kwargs):
 def run_direct(celery, task_name: str, timeout: float, kwargs: dict):
     """IMAP operations: the task checks the account and hands the command to the sidecar,
     which answers on a reply key this request waits on (no result-backend round trip)."""
-    from imapapi import rpc, wire
-
     reply_id = wire.new_id()
     try:
         celery.send_task(task_name, kwargs={**kwargs, "reply_id": reply_id}, expires=timeout,
@@ -87,7 +80,7 @@ def run_direct(celery, task_name: str, timeout: float, kwargs: dict):
     try:
         # the sidecar's own deadline is `timeout` from when the task handed the command over
         reply = rpc.wait(get_redis(), reply_id, timeout=timeout + 1.0)
-    except _broker_errors() as exc:
+    except BROKER_ERRORS as exc:
         log.error("lost Redis waiting for %s: %s", task_name, exc)
         raise _unavailable() from None
     return rpc.result_of(reply)
@@ -121,15 +114,8 @@ def unwrap(task_name: str, envelope):
 
 
 def run_local(task_name: str, kwargs: dict):
-    """Call the registered task's function in this process (TASKS_EAGER)."""
-    from celery_tasks.app import TASK_MODULES, celery
-
-    for module in TASK_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:   # a task module another engineer has not written yet
-            if exc.name != module:
-                raise
+    """Call the registered task's function in this process (TASKS_EAGER). The test that sets
+    TASKS_EAGER imports the task modules; they register on the same app (imapapi.producer)."""
     task = celery.tasks.get(task_name)
     if task is None:
         raise errors.ApiError(f"Unknown task {task_name}", status=500)

@@ -5,7 +5,7 @@ with the same schema as the API, so a bad payload gets the same 400 error envelo
 """
 from __future__ import annotations
 
-from imapapi import accounts, errors, keys, rpc
+from imapapi import accounts, clock, errors, keys, rpc
 from imapapi import tasknames as T
 from imapapi.schemas import AccountSchema, load_account, take_payload
 from imapapi.settings import get_redis
@@ -75,7 +75,7 @@ def reconnect(redis, account: str, reconnect: bool = True) -> dict:
         raise errors.AccountNotFound()
     if reconnect:
         # the timestamp tells a sidecar this is a forced reconnect, not a settings change
-        redis.hset(keys.account(account), "reconnectRequested", accounts.now_iso())
+        redis.hset(keys.account(account), "reconnectRequested", clock.now_iso())
         redis.publish(keys.ACCOUNTS_CHANNEL, account)
     return {"reconnect": bool(reconnect)}
 

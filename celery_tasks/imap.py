@@ -53,10 +53,5 @@ def _define(name: str, *, acks_late: bool):
     return celery.task(name=name, acks_late=acks_late, ignore_result=False)(task)
 
 
-READS = [T.MAILBOXES_LIST, T.MESSAGES_LIST, T.MESSAGES_SEARCH, T.MESSAGE_GET, T.MESSAGE_TEXT,
-         T.MESSAGE_SOURCE, T.MESSAGE_ATTACHMENT]
-WRITES = [T.MAILBOX_CREATE, T.MAILBOX_RENAME, T.MAILBOX_DELETE, T.MESSAGE_UPDATE,
-          T.MESSAGE_DELETE, T.MESSAGE_UPLOAD]
-
-TASKS = {name: _define(name, acks_late=True) for name in READS}
-TASKS.update({name: _define(name, acks_late=False) for name in WRITES})
+TASKS = {name: _define(name, acks_late=True) for name in T.SIDECAR_READS}
+TASKS.update({name: _define(name, acks_late=False) for name in T.SIDECAR_WRITES})

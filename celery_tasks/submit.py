@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 import time
 
-from imapapi import accounts, authserver, errors, events, outbox, rpc
+from imapapi import accounts, authserver, errors, events, outbox, producer, rpc
 from imapapi import tasknames as T
+from imapapi.clock import iso
 from imapapi.settings import get_redis, get_settings
 from imapapi.smtp import SMTPFailure, send
 
@@ -27,19 +28,8 @@ def backoff(attempt: int) -> float:
 
 
 def emit(redis, account: str, event: str, data: dict, *id_parts) -> None:
-    """Write a sending event to the account's stream, register its webhook job when wanted and
-    wake a webhook worker (a lost wake-up is recovered by the webhook sweeper)."""
-    from imapapi.delivery import enqueue
-    from imapapi.webhook_settings import wanted_for
-
-    ev = events.make_event(account, event, data, id_parts=id_parts)
-    try:
-        wanted = wanted_for(redis, account, event)
-        events.append_events(redis, account, [ev], deliver=lambda _e: wanted)
-        if wanted:
-            enqueue([ev["id"]])
-    except Exception:  # an event must never turn a delivered message into a failed task
-        log.exception("cannot record %s for %s", event, account)
+    """A sending event (imapapi.events.emit), quiet: it must never fail a delivered message."""
+    events.emit(redis, account, event, data, id_parts=id_parts, quiet=True)
 
 
 def _summary(item: dict) -> dict:
@@ -97,7 +87,7 @@ def _failed_attempt(redis, account, item, attempt, exc: SMTPFailure, max_attempt
         outbox.mark_deferred(redis, queue_id, error, time.time() + delay)
         emit(redis, account, "messageDeliveryError",
              {**_summary(item), "error": exc.message, "errorCode": exc.code, "attempt": attempt,
-              "nextAttempt": outbox._iso(time.time() + delay)}, queue_id, attempt)
+              "nextAttempt": iso(time.time() + delay)}, queue_id, attempt)
         log.info("submit %s attempt %d deferred %.0fs: %s", queue_id, attempt, delay, exc.message)
         return {"state": "deferred", "retryIn": delay}
     outbox.mark_failed(redis, queue_id, error)
@@ -167,7 +157,7 @@ def sweep(redis) -> int:
     found = outbox.overdue(redis)
     for queue_id, account in found:
         log.info("outbox %s was not picked up in time: re-enqueued", queue_id)
-        celery.send_task(T.SUBMIT, kwargs={"account": account, "queue_id": queue_id})
+        producer.send(T.SUBMIT, {"account": account, "queue_id": queue_id})
     return len(found)
 
 

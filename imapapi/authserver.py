@@ -6,7 +6,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 
-from . import __version__, webhook_settings
+from . import __version__, clock, keys, webhook_settings
 
 CODE = "HTTPRequestError"            # lastError.serverResponseCode, as the original
 CONNECT_TIMEOUT = 5.0
@@ -117,8 +117,6 @@ def resolve(redis, account: str, proto: str, config: dict, *,
 def retry_waiting(redis) -> list[str]:
     """Accounts parked in authenticationError by a failed fetch: ask for a reconnect now (the
     authServer setting changed), instead of waiting out the auth-error backoff (minutes)."""
-    from . import accounts, keys
-
     ids = sorted(m.decode() for m in redis.smembers(keys.ACCOUNTS))
     pipe = redis.pipeline(transaction=False)
     for account in ids:
@@ -129,7 +127,7 @@ def retry_waiting(redis) -> list[str]:
             waiting.append(account)
     for account in waiting:
         # Same signal as PUT /reconnect: the sidecar sees a new reconnectRequested and restarts.
-        redis.hset(keys.account(account), "reconnectRequested", accounts.now_iso())
+        redis.hset(keys.account(account), "reconnectRequested", clock.now_iso())
         redis.publish(keys.ACCOUNTS_CHANNEL, account)
     return waiting
 

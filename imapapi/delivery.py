@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from . import keys, producer
+from . import keys, producer, stats
 from . import tasknames as T
 from . import webhook_settings
 from .keys import WEBHOOK_DUE as DUE

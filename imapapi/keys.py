@@ -9,6 +9,11 @@ ACCOUNTS_CHANNEL = "ia:ch:accounts"       # PUBSUB: account id whose settings ch
 DEAD_LETTERS = "ia:webhooks:dead"         # LIST of webhook jobs that ran out of retries
 OUTBOX = "ia:outbox"                      # ZSET queue id -> created (epoch)
 OUTBOX_DUE = "ia:outbox-due"              # ZSET queue id -> when a task must have taken it
+# Webhook job bookkeeping (the sidecar's commit, the webhook worker and the sweeper share them).
+WEBHOOK_JOBS = "ia:wh:jobs"               # HASH event id -> JSON {stream, event}
+WEBHOOK_DUE = "ia:wh:due"                 # ZSET event id -> epoch when the sweeper (re)enqueues it
+WEBHOOK_ATTEMPTS = "ia:wh:attempts"       # HASH event id -> failed attempts so far
+WEBHOOK_FIRST_FAIL = "ia:wh:first"        # HASH event id -> epoch of the first failure
 
 
 def account(account_id: str) -> str:
@@ -81,3 +86,13 @@ def pending_payload(ref: str) -> str:
     """STRING (short TTL): an account payload handed from the API to the upsert task by id, so
     passwords never travel in task arguments (broker messages, Flower, worker logs)."""
     return f"ia:pending:{ref}"
+
+
+def webhook_sent(event_id: str) -> str:
+    """STRING (TTL): the event was delivered; a duplicate wake-up does not POST again."""
+    return f"ia:wh:sent:{event_id}"
+
+
+def webhook_busy(url: str) -> str:
+    """ZSET: the in-flight POST slots of one receiver (slot -> start time)."""
+    return "ia:wh:busy:" + hashlib.sha1(url.encode()).hexdigest()[:16]

@@ -5,14 +5,20 @@ import logging
 import os
 import sys
 
-_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
-           "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR,
-           "fatal": logging.CRITICAL, "critical": logging.CRITICAL}
+# The one map of level names (pino's as well as Python's); settings validates against its keys.
+LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
+          "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR,
+          "fatal": logging.CRITICAL, "critical": logging.CRITICAL}
 FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
 def level_of(name: str) -> int:
-    return _LEVELS.get(str(name).lower(), logging.INFO)
+    return LEVELS.get(str(name).lower(), logging.INFO)
+
+
+def gunicorn_level(name: str) -> str:
+    """The same level in Gunicorn's words (debug, info, warning, error, critical)."""
+    return logging.getLevelName(level_of(name)).lower()
 
 
 def setup(level: str = "info", component: str | None = None) -> logging.Logger:

@@ -11,6 +11,7 @@ import secrets
 import time
 
 from . import keys
+from .clock import iso as _iso
 
 STATES = ("queued", "sending", "sent", "deferred", "failed", "cancelled")
 FINAL = ("sent", "failed", "cancelled")
@@ -219,13 +220,6 @@ def public(item: dict) -> dict:
         if item.get(name):
             out[name] = _iso(item[name])
     return {k: v for k, v in out.items() if v is not None}
-
-
-def _iso(epoch: float) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(
-        timespec="milliseconds").replace("+00:00", "Z")
 
 
 def list_page(redis, page: int = 0, page_size: int = 20, account: str | None = None,

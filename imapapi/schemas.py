@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
+import uuid
 from datetime import datetime, timezone
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
 from . import keys
+from .clock import iso as _iso
 from .errors import ApiError
 
 PAYLOAD_TTL = 300   # seconds a stashed payload waits for its task
@@ -34,13 +37,6 @@ def valid_host(value: str) -> bool:
 def _check_host(value: str):
     if not valid_host(value):
         raise ma.ValidationError("Must be a valid hostname or IP address")
-
-
-def _iso(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class IsoDate(fields.Field):
@@ -185,9 +181,6 @@ def load_account(data: dict, *, schema: type[ma.Schema] = AccountSchema, partial
 
 def stash_payload(redis, data: dict) -> str:
     """Keep a validated payload in Redis briefly; -> the ref the upsert task takes it by."""
-    import json
-    import uuid
-
     ref = uuid.uuid4().hex
     redis.set(keys.pending_payload(ref), json.dumps(data), ex=PAYLOAD_TTL)
     return ref
@@ -195,8 +188,6 @@ def stash_payload(redis, data: dict) -> str:
 
 def take_payload(redis, ref: str) -> dict:
     """The stashed payload (read once); 400 if it expired or never existed."""
-    import json
-
     raw = redis.getdel(keys.pending_payload(ref))
     if raw is None:
         raise ApiError("Account payload expired before it was processed; send it again",

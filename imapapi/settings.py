@@ -11,6 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .logging import LEVELS
+
 
 class ConfigError(ValueError):
     """Bad configuration; the process prints the message as one line and exits non-zero."""
@@ -69,6 +71,13 @@ class Settings:
     smtp_timeout: float = 30.0       # per SMTP socket operation (connect, greeting, each reply)
     webhook_timeout: float = 10.0
     webhook_secret: str | None = None
+    # Retry a failing webhook for at least this long before dead-lettering it.
+    webhook_retry_window: float = 3600.0
+    # Approximate cap per account stream (XADD MAXLEN ~): the replay window of /changes. Events
+    # with text can be large; lower it for many busy accounts on a small Redis.
+    events_maxlen: int = 10000
+    # Force Celery task events (-E, ~1 ms per task); Flower switches them on by itself anyway.
+    worker_task_events: bool = False
     extra: dict = field(default_factory=dict)
 
     @property
@@ -96,8 +105,12 @@ OPTIONS: dict[str, tuple[str, str, str]] = {
     "smtp.maxSize": ("submit_max_size", "SUBMIT_MAX_SIZE", "size"),
     "smtp.timeout": ("smtp_timeout", "SMTP_TIMEOUT", "duration"),
     "webhooks.timeout": ("webhook_timeout", "WEBHOOK_TIMEOUT", "duration"),
+    "webhooks.retryWindow": ("webhook_retry_window", "WEBHOOK_RETRY_WINDOW", "duration"),
+    "events.maxLength": ("events_maxlen", "EVENTS_MAXLEN", "posint"),
+    "worker.taskEvents": ("worker_task_events", "WORKER_TASK_EVENTS", "bool"),
 }
-LEVELS = {"trace", "debug", "info", "warn", "warning", "error", "fatal", "critical"}
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True,
+          "0": False, "false": False, "no": False, "off": False}
 
 
 def _convert(option: str, kind: str, value):
@@ -132,6 +145,12 @@ def _convert(option: str, kind: str, value):
         if level not in LEVELS:
             raise ConfigError(f"{option}: unknown log level {value!r}")
         return level
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() not in _BOOLS:
+            raise ConfigError(f"{option}: not a yes/no value: {value!r} (use 1 or 0)")
+        return _BOOLS[str(value).lower()]
     if kind == "duration":
         return parse_duration(value, name=option)
     if kind == "size":
@@ -173,7 +192,7 @@ def load_settings(argv: list[str] | None = None, env: dict | None = None) -> Set
     if env.get("IMAPAPI_DOTENV", "1") != "0":
         dotenv = Path.cwd() / ".env"
         if dotenv.is_file():
-            from dotenv import dotenv_values
+            from dotenv import dotenv_values   # lazy: only when a .env file is there
 
             for key, value in dotenv_values(dotenv).items():
                 env.setdefault(key, value or "")
@@ -228,7 +247,7 @@ def replace(**changes) -> Settings:
 @lru_cache(maxsize=1)
 def get_redis():
     """One Redis client (connection pool) per process, built from the settings."""
-    import redis
+    import redis   # lazy: `--help` and a config check need no Redis client
 
     settings = get_settings()
     # the socket timeout must outlast the longest blocking read (BLPOP for a reply)
@@ -236,6 +255,14 @@ def get_redis():
         settings.redis_url_or_default, socket_timeout=max(30.0, settings.command_timeout + 10),
         socket_connect_timeout=5, health_check_interval=30,
     )
+
+
+def redacted(url: str) -> str:
+    """A Redis URL safe to log (password hidden)."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@", 1)
+    return url
 
 
 def die(message: str, code: int = 2):

@@ -29,3 +29,15 @@ SUBMIT = "imapapi.submit"                        # kwargs: account, queue_id
 SUBMIT_REFERENCE = "imapapi.submit.reference"   # kwargs: account, message, attachments=False
 WEBHOOK_DELIVER = "imapapi.webhooks.deliver"     # kwargs: account, event_id
 WEBHOOK_DISPATCH = "imapapi.webhooks.dispatch"   # kwargs: (none) moves new stream events to delivery
+
+# IMAP operations the sidecar runs: the task hands the command over and the sidecar answers on
+# a reply key the caller waits on (imapapi.rpc). Reads are harmless to repeat (acks_late).
+SIDECAR_READS = (MAILBOXES_LIST, MESSAGES_LIST, MESSAGES_SEARCH, MESSAGE_GET, MESSAGE_TEXT,
+                 MESSAGE_SOURCE, MESSAGE_ATTACHMENT)
+SIDECAR_WRITES = (MAILBOX_CREATE, MAILBOX_RENAME, MAILBOX_DELETE, MESSAGE_UPDATE, MESSAGE_DELETE,
+                  MESSAGE_UPLOAD)
+SIDECAR_TASKS = frozenset(SIDECAR_READS + SIDECAR_WRITES)
+
+# Queues: webhooks and sending have their own, so neither sits in front of the API's requests.
+DEFAULT_QUEUE = "celery"
+ROUTES = {"imapapi.webhooks.*": {"queue": "webhooks"}, SUBMIT: {"queue": "submit"}}

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 from kombu.transport import redis as kombu_redis
 
-NAME = "celery_tasks.transport:Transport"
+NAME = "imapapi.transport:Transport"
 
 
 class Channel(kombu_redis.Channel):

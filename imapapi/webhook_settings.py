@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from . import keys
+from .settings import get_settings
 
 # name -> default when unset (GET shows null for unset keys, as the original)
 KEYS = ("webhooks", "webhookEvents", "notifyText", "notifyTextSize", "notifyHeaders",
@@ -81,5 +82,4 @@ def secret(redis) -> str | None:
     stored = get_all(redis, ["webhookSecret"])["webhookSecret"]
     if isinstance(stored, str) and stored:
         return stored
-    from .settings import get_settings
     return get_settings().webhook_secret

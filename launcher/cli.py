@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
-from . import __version__
-from .settings import OPTIONS, ConfigError, Settings, configure, die, load_settings, parse_cli
+from imapapi import __version__
+from imapapi.logging import gunicorn_level, level_of, setup
+from imapapi.settings import (OPTIONS, ConfigError, Settings, configure, die, load_settings,
+                              parse_cli, redacted)
+
+from .serve import serve
 
 COMMANDS = ("serve", "api", "worker", "sidecar", "flower")
 _USAGE = """imap-api <command> [--option=value ...]
@@ -40,13 +45,15 @@ def _options_help() -> str:
 
 
 _METAVAR = {"redis": "URL", "str": "VALUE", "port": "PORT", "posint": "N", "level": "LEVEL",
-            "duration": "DURATION", "size": "SIZE"}
+            "duration": "DURATION", "size": "SIZE", "bool": "0|1"}
 
 
 def _written(kind: str, value) -> str:
     """A default the way one would write it on the command line (10s, 25M), not as stored."""
     if kind == "duration":
         return f"{value:g}s"
+    if kind == "bool":
+        return "1" if value else "0"
     if kind == "size":
         for unit, factor in (("G", 1024**3), ("M", 1024**2), ("k", 1024)):
             if value % factor == 0:
@@ -101,12 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         die(f"unexpected argument {unknown[0]!r} (options take the form --name=value)")
     configure(settings)
-    from .logging import setup
-
     log = setup(settings.log_level, args.command)
     if args.command == "serve":
-        from .serve import serve
-
         option_args = [a for a in argv if a.startswith("--") and "=" in a]
         return serve(settings, option_args, flower=args.flower, flower_port=flower_port)
     if settings.redis_url is None:
@@ -115,16 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     log.info("imap-api %s %s using Redis %s", args.command, __version__, redacted(settings.redis_url))
     return {"api": run_api, "worker": run_worker, "sidecar": run_sidecar,
             "flower": lambda s: run_flower(s, flower_port)}[args.command](settings)
-
-
-def redacted(url: str) -> str:
-    """A Redis URL safe to log (password hidden)."""
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@", 1)
-    return url
 
 
 def prometheus_dir(settings: Settings) -> str:
@@ -137,10 +130,6 @@ def prometheus_dir(settings: Settings) -> str:
     for stale in Path(path).glob("*.db"):   # counters of a previous run must not leak in
         stale.unlink(missing_ok=True)
     return path
-
-
-_GUNICORN_LEVELS = {"trace": "debug", "debug": "debug", "info": "info", "warn": "warning",
-                    "warning": "warning", "error": "error", "fatal": "critical", "critical": "critical"}
 
 
 def gunicorn_options(settings: Settings) -> dict:
@@ -160,7 +149,7 @@ def gunicorn_options(settings: Settings) -> dict:
         "timeout": max(60, int(settings.command_timeout * 3)),
         "graceful_timeout": 5,
         "keepalive": 5,
-        "loglevel": _GUNICORN_LEVELS.get(settings.log_level, "info"),
+        "loglevel": gunicorn_level(settings.log_level),
         "accesslog": "-" if settings.log_level in ("debug", "trace") else None,
         "child_exit": child_exit,
         "proc_name": "imap-api-api",
@@ -181,7 +170,7 @@ def run_api(settings: Settings) -> int:
                     self.cfg.set(key, value)
 
         def load(self):
-            from app import create_app
+            from app import create_app   # lazy: loaded in each Gunicorn worker, not the arbiter
 
             return create_app()
 
@@ -191,22 +180,18 @@ def run_api(settings: Settings) -> int:
 
 def run_worker(settings: Settings) -> int:
     """A Celery worker on settings.worker_queues; threads pool because tasks wait on Redis/IMAP I/O."""
-    from celery_tasks.app import celery
+    from celery_tasks.app import celery   # lazy: only the worker process loads the task modules
 
-    import logging
-
-    level = {"trace": "DEBUG", "warn": "WARNING", "fatal": "CRITICAL"}.get(
-        settings.log_level, settings.log_level.upper())
-    if level not in ("DEBUG",):
+    level = logging.getLevelName(level_of(settings.log_level))
+    if level != "DEBUG":
         # two INFO lines per task (with the result's repr) cost latency and would log mail content
         for name in ("celery.app.trace", "celery.worker.strategy"):
             logging.getLogger(name).setLevel(logging.WARNING)
     # Task events cost ~1 ms per task. Flower switches them on by itself (its enable_events
-    # broadcast) while it runs, so -E is only forced with IMAPAPI_TASK_EVENTS=1.
-    events = os.environ.get("IMAPAPI_TASK_EVENTS", "0") == "1"
+    # broadcast) while it runs, so -E is only forced with worker.taskEvents=1.
     celery.worker_main([
         "worker", "--pool=threads", f"--concurrency={settings.worker_concurrency}",
-        *(["-E"] if events else []),
+        *(["-E"] if settings.worker_task_events else []),
         f"--queues={settings.worker_queues}",
         f"--loglevel={level}", "--without-gossip", "--without-mingle",
         f"--hostname=imapapi-{os.getpid()}@%h",
@@ -215,14 +200,14 @@ def run_worker(settings: Settings) -> int:
 
 
 def run_sidecar(settings: Settings) -> int:
-    from sidecar.main import run
+    from sidecar.main import run   # lazy: each command loads only its own runtime
 
     result = run(settings)
     return int(result or 0)
 
 
 def run_flower(settings: Settings, port: int = 5555) -> int:
-    from celery_tasks.app import celery
+    from celery_tasks.app import celery   # lazy: see run_worker
 
     os.environ.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
     celery.start(["flower", f"--address={settings.api_host}", f"--port={port}"])

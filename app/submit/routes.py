@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from app.api import Blueprint
 from app.tasks import run
-from imapapi import accounts, compose, errors, outbox
+from imapapi import accounts, compose, errors, outbox, producer
 from imapapi import tasknames as T
 from imapapi.settings import get_redis, get_settings
 
@@ -30,11 +30,9 @@ def _smtp_configured(record: dict) -> bool:
 
 
 def _enqueue(account: str, queue_id: str, send_at: float | None) -> None:
-    from celery_tasks.app import celery
-
     eta = datetime.fromtimestamp(send_at, timezone.utc) if send_at else None
     try:
-        celery.send_task(T.SUBMIT, kwargs={"account": account, "queue_id": queue_id}, eta=eta)
+        producer.send(T.SUBMIT, {"account": account, "queue_id": queue_id}, eta=eta)
     except Exception:
         # The item is stored; without a task nothing would ever send it, so do not leave it queued.
         outbox.mark_failed(get_redis(), queue_id, {"message": "Could not queue the send task",

@@ -1,7 +1,11 @@
 """Helpers for the API unit tests: the Flask app on real Redis (DB from IMAPAPI_TEST_REDIS_DB)."""
 from __future__ import annotations
 
+import importlib
+
 import pytest
+
+from celery_tasks.app import TASK_MODULES
 
 from imapapi import settings as settings_mod
 
@@ -24,6 +28,8 @@ def app(redis_url, redis):
     previous = settings_mod.get_settings()
     redis.flushdb()
     application = create_app({"TESTING": True, "REDIS_URL": redis_url, "TASKS_EAGER": True})
+    for module in TASK_MODULES:   # register the tasks on the process's app (imapapi.producer)
+        importlib.import_module(module)
     yield application
     settings_mod.configure(previous)
 

@@ -1,9 +1,9 @@
-"""celery_tasks.transport: kombu's Redis transport with one reused client per channel, on real Redis."""
+"""imapapi.transport: kombu's Redis transport with one reused client per channel, on real Redis."""
 from __future__ import annotations
 
 from kombu import Connection, Exchange, Queue
 
-from celery_tasks import transport
+from imapapi import transport
 
 
 def test_only_plain_redis_urls_get_our_transport():

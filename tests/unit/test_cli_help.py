@@ -6,7 +6,7 @@ from imapapi.settings import OPTIONS
 
 
 def _help() -> str:
-    done = subprocess.run([sys.executable, "-m", "imapapi.cli", "--help"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "launcher.cli", "--help"], capture_output=True,
                           text=True, timeout=60, env={"IMAPAPI_DOTENV": "0", "PATH": ""})
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -2,6 +2,7 @@
 
 Uses the real Redis (the `redis` fixture) and a real local HTTP receiver; no Celery worker.
 """
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -117,7 +118,8 @@ def test_hung_receiver_times_out(r, webhook_receiver):
 def test_dead_letter_and_resend(r, webhook_receiver, monkeypatch):
     e = _job(r, webhook_receiver, "dead")
     webhook_receiver.set_mode("dead", "fail")
-    monkeypatch.setattr(wh, "RETRY_WINDOW", 0.0)
+    monkeypatch.setattr(settings, "_current", dataclasses.replace(settings.get_settings(),
+                                                                 webhook_retry_window=0.0))
     monkeypatch.setattr(wh, "enqueue", lambda ids: None)
     assert wh.deliver_event(r, e["id"])[0] == "dead"
     total, rows = wh.list_dead(r)
@@ -125,7 +127,8 @@ def test_dead_letter_and_resend(r, webhook_receiver, monkeypatch):
     webhook_receiver.set_mode("dead", "ok")
     assert wh.resend_dead(r, e["id"])
     assert r.llen(keys.DEAD_LETTERS) == 0
-    monkeypatch.setattr(wh, "RETRY_WINDOW", 3600.0)
+    monkeypatch.setattr(settings, "_current", dataclasses.replace(settings.get_settings(),
+                                                                 webhook_retry_window=3600.0))
     assert wh.deliver_event(r, e["id"])[0] == "sent"
 
 

@@ -10,7 +10,7 @@ import pytest
 from imapapi.settings import ConfigError, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
-ENTRY = "import sys; from imapapi.cli import main; sys.exit(main())"
+ENTRY = "import sys; from launcher.cli import main; sys.exit(main())"
 NO_DOTENV = {"IMAPAPI_DOTENV": "0"}
 
 
