@@ -100,7 +100,7 @@ def main() -> int:
                         default=int(os.environ.get("IMAPAPI_TEST_REDIS_DB", "12")))
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for the stack, e.g. IMAPAPI_TASK_EVENTS=0")
+                        help="extra environment for the stack, e.g. WORKER_TASK_EVENTS=0")
     args = parser.parse_args()
 
     redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
@@ -207,7 +207,7 @@ def main() -> int:
                      timeout=10)
 
         os.environ.update(REDIS_URL=redis_url, IMAPAPI_DOTENV="0")
-        from celery_tasks.app import celery
+        from imapapi.producer import celery   # what the API publishes through
 
         def via_celery():
             res = celery.send_task(T.MESSAGES_LIST, kwargs={

@@ -3,7 +3,7 @@
 The API, the sidecar and the worker itself all publish through `celery` below, so a message sent
 by name is the same wherever it comes from: same broker transport (imapapi.transport, one reused
 Redis client per channel), JSON serializer and queue routes (tasknames.ROUTES). The worker
-(celery_tasks.app) registers its tasks on this same app, so a process has one broker pool.
+(the worker package) registers its tasks on this same app, so a process has one broker pool.
 """
 from __future__ import annotations
 
