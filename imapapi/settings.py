@@ -65,6 +65,15 @@ class Settings:
     worker_queues: str = "celery,submit,webhooks"
     sidecar_id: str | None = None
     sidecar_pool: int = 32
+    # Account leases (imapapi.leases): a killed replica's accounts move after at most this.
+    sidecar_lease_ttl: float = 10.0
+    # Connection setups per sidecar: at most `ramp` at once and `rate` started per second, so a
+    # handover of thousands of accounts is no login storm.
+    sidecar_connect_ramp: int = 16
+    sidecar_connect_rate: int = 100
+    # IMAP logins per second per IMAP host across all replicas (providers lock accounts out
+    # on login floods).
+    imap_login_rate: int = 50
     max_accounts_per_sidecar: int = 20000
     status_sweep: float = 60.0
     submit_max_size: int = 25 * 1024 * 1024
@@ -101,6 +110,10 @@ OPTIONS: dict[str, tuple[str, str, str]] = {
     "worker.queues": ("worker_queues", "WORKER_QUEUES", "str"),
     "sidecar.id": ("sidecar_id", "SIDECAR_ID", "str"),
     "sidecar.pool": ("sidecar_pool", "SIDECAR_POOL", "posint"),
+    "sidecar.leaseTtl": ("sidecar_lease_ttl", "SIDECAR_LEASE_TTL", "duration"),
+    "sidecar.connectRamp": ("sidecar_connect_ramp", "SIDECAR_CONNECT_RAMP", "posint"),
+    "sidecar.connectRate": ("sidecar_connect_rate", "SIDECAR_CONNECT_RATE", "posint"),
+    "imap.loginRate": ("imap_login_rate", "IMAP_LOGIN_RATE", "posint"),
     "sidecar.statusSweep": ("status_sweep", "STATUS_SWEEP", "duration"),
     "smtp.maxSize": ("submit_max_size", "SUBMIT_MAX_SIZE", "size"),
     "smtp.timeout": ("smtp_timeout", "SMTP_TIMEOUT", "duration"),
