@@ -1,4 +1,4 @@
-"""Small helpers shared by integration tests: build RFC 5322 messages, check JSON error bodies."""
+"""Small helpers shared by integration tests: build RFC 5322 messages, read flags directly."""
 from __future__ import annotations
 
 import time
@@ -18,17 +18,6 @@ def message(subject: str, *, sender="Alice <alice@example.com>", to="Bob <bob@ex
         lines.append(f"In-Reply-To: {in_reply_to}")
     lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "", body, ""]
     return "\r\n".join(lines).encode("utf-8")
-
-
-def assert_error(resp, status: int, code: str | None = None) -> dict:
-    """Errors are JSON {statusCode, error, message, code} carried with the HTTP status."""
-    assert resp.status_code == status, f"{resp.status_code} {resp.text[:500]}"
-    assert resp.headers.get("content-type", "").startswith("application/json"), resp.headers
-    body = resp.json()
-    assert body["statusCode"] == status and body["message"], body
-    if code:
-        assert body["code"] == code, body
-    return body
 
 
 def flags_of(acc, folder: str, uid: int) -> set:

@@ -8,7 +8,8 @@ import pytest
 import requests
 
 from tests.fixtures.services import STACK_ENV
-from tests.integration.helpers import assert_error, message
+from tests.checks import assert_error, wait_until
+from tests.integration.helpers import message
 
 pytestmark = pytest.mark.integration
 
@@ -24,16 +25,6 @@ def timed(fn, *args, **kwargs):
     start = time.monotonic()
     result = fn(*args, **kwargs)
     return result, time.monotonic() - start
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.fixtures.dovecot import free_port
-from tests.integration.helpers import assert_error
+from tests.checks import assert_error
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from imapapi.ids import decode_message_id
-from tests.integration.helpers import assert_error, message
+from tests.checks import assert_error
+from tests.integration.helpers import message
 
 pytestmark = pytest.mark.integration
 

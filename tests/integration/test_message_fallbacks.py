@@ -9,7 +9,8 @@ import pytest
 
 from tests.fixtures.dovecot import Dovecot, capabilities_without
 from tests.fixtures.services import CONNECT_TIMEOUT, Account, unique
-from tests.integration.helpers import assert_error, message
+from tests.checks import assert_error
+from tests.integration.helpers import message
 
 pytestmark = pytest.mark.integration
 

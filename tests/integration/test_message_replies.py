@@ -8,7 +8,8 @@ from email import policy
 
 import pytest
 
-from tests.integration.helpers import assert_error, flags_of, message
+from tests.checks import assert_error
+from tests.integration.helpers import flags_of, message
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,8 @@ from email import policy
 import pytest
 
 from tests.fixtures import corpus
-from tests.integration.helpers import assert_error, flags_of, message
+from tests.checks import assert_error
+from tests.integration.helpers import flags_of, message
 
 pytestmark = pytest.mark.integration
 

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from imapapi import keys
+from tests.checks import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -18,22 +19,12 @@ def logins(dovecot, user: str) -> int:
     return len(re.findall(rf"imap-login: (?:Info: )?Login: user=<{re.escape(user)}>", log))
 
 
-def wait_for(predicate, timeout: float = 20.0, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
 def test_server_side_disconnect_reconnects_and_serves_again(api, stack, new_account, dovecot):
     acc = new_account()
     before = logins(dovecot, acc.user)
     subprocess.run(["doveadm", "-c", str(dovecot.root / "dovecot.conf"), "kick", acc.user],
                    check=True, capture_output=True)
-    assert wait_for(lambda: logins(dovecot, acc.user) > before), "sidecar did not log in again"
+    wait_until(lambda: logins(dovecot, acc.user) > before, 20, "the sidecar logs in again", 0.1)
     body = stack.wait_state(acc.id, "connected", timeout=20)
     assert body["lastError"] is None
     resp = api.get(f"/v1/account/{acc.id}/messages", params={"path": "INBOX"})
@@ -45,7 +36,7 @@ def test_reconnect_request_forces_a_fresh_login(api, stack, new_account, dovecot
     before = logins(dovecot, acc.user)
     resp = api.put(f"/v1/account/{acc.id}/reconnect", json={"reconnect": True})
     assert resp.status_code == 200, resp.text
-    assert wait_for(lambda: logins(dovecot, acc.user) > before, timeout=5), "no new login within 5 s"
+    wait_until(lambda: logins(dovecot, acc.user) > before, 5, "a new login", 0.1)
     stack.wait_state(acc.id, "connected", timeout=20)
 
 
@@ -131,7 +122,7 @@ def test_second_sidecar_takes_a_share_and_hands_it_back(stack, redis, new_accoun
         return all(stack.get_account(a.id).json()["state"] == "connected" for a in accs)
 
     try:
-        assert wait_for(lambda: extra_sid in owners() and all_connected(), timeout=30), owners()
+        wait_until(lambda: extra_sid in owners() and all_connected(), 30, owners, 0.1)
         moved = owners().count(extra_sid)
         assert 0 < moved < len(accs)   # rendezvous hashing: a share, not everything
         time.sleep(3)   # let it log in to its share
@@ -140,5 +131,5 @@ def test_second_sidecar_takes_a_share_and_hands_it_back(stack, redis, new_accoun
         proc.wait(15)
     assert proc.returncode == 0
     # The remaining sidecar picks the released accounts up again (pub/sub-free: periodic pass).
-    assert wait_for(lambda: extra_sid not in owners() and all(owners()) and all_connected(),
-                    timeout=30), owners()
+    wait_until(lambda: extra_sid not in owners() and all(owners()) and all_connected(), 30,
+               owners, 0.1)

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from imapapi import ids, keys
-from tests.integration.helpers import assert_error, message
+from tests.checks import assert_error, wait_until
+from tests.integration.helpers import message
 
 pytestmark = pytest.mark.integration
 
@@ -82,13 +83,13 @@ def events_of(redis, account: str) -> list[dict]:
 
 
 def wait_state(api, queue_id: str, states, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = api.get(f"/v1/outbox/{queue_id}").json()
-        if body.get("state") in states:
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"outbox item stayed {body}")
+    last: dict = {}
+
+    def reached():
+        last.update(api.get(f"/v1/outbox/{queue_id}").json())
+        return dict(last) if last.get("state") in states else None
+
+    return wait_until(reached, timeout, lambda: f"outbox item in {states}; stayed {last}")
 
 
 @pytest.fixture

@@ -39,16 +39,5 @@ def client(app):
     return app.test_client()
 
 
-def assert_error(resp, status, code=None):
-    body = resp.get_json()
-    assert resp.status_code == status, body
-    assert resp.is_json
-    assert body["statusCode"] == status
-    assert isinstance(body["error"], str) and isinstance(body["message"], str)
-    if code:
-        assert body["code"] == code
-    return body
-
-
 def field_keys(body) -> set[str]:
     return {f["key"] for f in body["fields"]}

@@ -4,8 +4,9 @@ from __future__ import annotations
 import copy
 
 from imapapi import keys
+from tests.checks import assert_error
 
-from .api_helpers import SEED, app, assert_error, client  # noqa: F401  (fixtures)
+from .api_helpers import SEED, app, client  # noqa: F401  (fixtures)
 
 
 def test_create_then_update_says_new_then_existing(client, redis):

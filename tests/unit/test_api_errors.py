@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from imapapi import errors
 from imapapi import settings as settings_mod
+from tests.checks import assert_error
 
-from .api_helpers import app, assert_error, client  # noqa: F401  (fixtures)
+from .api_helpers import app, client  # noqa: F401  (fixtures)
 
 
 def test_unknown_route_404(client):
@@ -65,7 +66,8 @@ def test_docs_openapi_ui_metrics(client):
     assert "/v1/account/{account}/messages" in spec["paths"]
     assert client.get("/docs").status_code == 200
     page = client.get("/")
-    assert page.status_code == 200 and b"/v1/accounts" in client.get("/static/ui/ui.js").data
+    assert page.status_code == 200 and b"/ui/accounts" in page.data
+    assert client.get("/static/ui/ui.js").status_code == 200
     client.get("/v1/accounts")
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'api_call_total{method="get",route="/v1/accounts",statusCode="200"}' in metrics

@@ -5,7 +5,9 @@ import copy
 
 import pytest
 
-from .api_helpers import SEED, app, assert_error, client, field_keys  # noqa: F401  (fixtures)
+from tests.checks import assert_error
+
+from .api_helpers import SEED, app, client, field_keys  # noqa: F401  (fixtures)
 
 
 def _with(path: str, value):

@@ -8,8 +8,9 @@ import pytest
 from imapapi import authserver, keys
 from imapapi.authserver import AuthServerError, build_request, validate, xoauth2
 from imapapi.smtp import xoauth2_response
+from tests.checks import assert_error
 
-from .api_helpers import app, assert_error, client, field_keys  # noqa: F401  (fixtures)
+from .api_helpers import app, client, field_keys  # noqa: F401  (fixtures)
 
 
 @pytest.mark.parametrize("payload, expected", [
