@@ -26,7 +26,7 @@ from tests.fixtures.dovecot import Dovecot  # noqa: E402
 
 
 # The sidecar with the no-op hooks, to tell the runtime's cost from the sync engine's.
-NO_SYNC = ("import sidecar.hooks as h; h.load_hooks = h.SyncHooks; "
+NO_SYNC = ("import sidecar.hooks as h, sidecar.runtime as r; r.load_hooks = h.SyncHooks; "
            "from imapapi.settings import load_settings; from sidecar.main import run; "
            "run(load_settings([]))")
 

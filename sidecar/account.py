@@ -1,4 +1,29 @@
-"""Per-account state machine (pure transition table) and its runtime: connect, IDLE, drop, retry."""
+"""Per-account state machine (pure transition table) and its runtime: connect, IDLE, drop, retry.
+
+One Account per owned account id. Its main connection logs in, runs the sync hooks, then IDLEs
+(or NOOP-polls) under the reactor; ops borrow it with IDLE paused or use an extra connection
+(sidecar.extra). Failures retry with backoff from reactor timers. The state is written to the
+account record in Redis on every persisted transition, so the API (and a replica taking the
+account over after a restart) sees it. The transitions, as TRANSITIONS below codes them:
+
+                       start (settings changed / reconnect requested)
+            +-----------------------------------------------------+
+            |                                                     |
+            v                 ok                                  |
+  init --start--> connecting -----------------------------> connected
+            ^      |  |  ^                                        |
+            |      |  |  |  start (reactor timer, 0.5-2.5 s)      | dropped
+            |      |  |  +--------------------- disconnected <----+
+            |      |  |  connect_failed
+            |      |  +-------------> connectError ---------+
+            |      |  auth_failed                           | start (reactor timer
+            |      +-------------> authenticationError -----+  after backoff)
+            |                                               |
+            +-----------------------------------------------+
+
+  connecting --start--> connecting   a settings change while the setup is still queued
+  any state  --stop-->  stopped      in memory only: deleted, handed over, shutting down
+"""
 from __future__ import annotations
 
 import json
@@ -14,6 +39,7 @@ from . import idle
 from .backoff import Backoff
 from .connection import ConnectFailure, close_quietly, connect, is_connection_error
 from .extra import ExtraPool
+from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +98,21 @@ class Session:
         self.registry = MailboxRegistry(redis, account_id)
         self.record: dict = {}
         self.next_tick = float("inf")
+        # Kept here for the sync engine (sidecar.sync.engine), per connection:
+        self.sync_ctx = None            # its per-connection context, None until on_connected
+        self.qresync_enabled = False    # ENABLE QRESYNC succeeded on this connection
 
 
 class Account:
     """One account: its main connection (IDLE), extra command connections, retries."""
 
-    def __init__(self, rt, account_id: str, record: dict):
-        self.rt = rt
+    def __init__(self, runtime: Runtime, account_id: str, record: dict):
+        self.runtime = runtime
         self.id = account_id
         self.record = record
         self.signature = imap_signature(record)
         self.state = "init"
-        self.token = 0
+        self.error_event: tuple | None = None   # (state, response) of the last error event sent
         self.lock = threading.Lock()          # held by whoever talks on the main connection
         self.client = None
         self.idling = False
@@ -92,7 +121,7 @@ class Account:
         self.stopped = False
         self.connect_queued = False
         self.backoff = Backoff()
-        self.session = Session(account_id, rt.redis, rt.settings)
+        self.session = Session(account_id, runtime.redis, runtime.settings)
         self.extras = ExtraPool(self)
 
     # -- state -------------------------------------------------------------------------------
@@ -102,14 +131,14 @@ class Account:
         self.state = transition(self.state, event)
         if self.state in PERSISTED:
             try:
-                accounts.set_state(self.rt.redis, self.id, self.state, error)
+                accounts.set_state(self.runtime.redis, self.id, self.state, error)
             except Exception as exc:   # Redis down: keep running, the next transition writes again
                 log.warning("%s: could not store state %s: %s", self.id, self.state, exc)
 
     def persist_state(self) -> None:
         """Write the in-memory state again (repairs a state another replica overwrote)."""
         if not self.stopped and self.state in PERSISTED:
-            accounts.set_state(self.rt.redis, self.id, self.state)
+            accounts.set_state(self.runtime.redis, self.id, self.state)
 
     @property
     def connected(self) -> bool:
@@ -122,7 +151,7 @@ class Account:
         self._move("start")
         if not self.connect_queued:   # one queued setup is enough: it reloads the record
             self.connect_queued = True
-            self.rt.ramp(self._connect_job)
+            self.runtime.ramp.submit(self._connect_job)
 
     def _connect_job(self) -> None:
         self.connect_queued = False
@@ -138,25 +167,25 @@ class Account:
     def _connect_locked(self) -> None:
         if self.stopped:
             return
-        self.rt.reactor.disarm(self)
+        self.runtime.reactor.disarm(self)
         self._close_main()
         if self.state != "connecting":
             self._move("start")
-        record = accounts.get_record(self.rt.redis, self.id)
+        record = accounts.get_record(self.runtime.redis, self.id)
         if record is None:
             return   # deleted meanwhile; the supervisor stops us
         self.record = record
         self.session.record = record
         try:
-            client, caps = connect(record.get("imap"), self.rt.settings.command_timeout,
-                                   account=self.id, redis=self.rt.redis)
+            client, caps = connect(record.get("imap"), self.runtime.settings.command_timeout,
+                                   account=self.id, redis=self.runtime.redis)
         except ConnectFailure as exc:
             self._failed(exc)
             return
         self.client = client
         self.session.client, self.session.capabilities = client, caps
         try:
-            self.rt.hooks.on_connected(self.session)
+            self.runtime.hooks.on_connected(self.session)
         except Exception as exc:
             log.warning("%s: setup after login failed: %s", self.id, exc)
             self._close_main()
@@ -181,31 +210,31 @@ class Account:
         self._error_event(exc)
         wait = self.backoff.next(auth=auth)
         log.info("%s: %s (%s), retry in %.0fs", self.id, exc.state, exc.error["response"], wait)
-        self.rt.reactor.arm(self, None, time.time() + wait)
+        self.runtime.reactor.arm(self, None, time.time() + wait)
 
     def _error_event(self, exc: ConnectFailure) -> None:
         """authenticationError/connectError webhook + feed event, once per distinct error until
         the next successful login (retries with backoff must not flood the receiver)."""
         key = (exc.state, exc.error.get("response"))
-        if key == getattr(self, "error_event", None):
+        if key == self.error_event:
             return
         self.error_event = key
         try:
-            events.emit_account_event(self.rt.redis, self.id, exc.state, exc.error)
+            events.emit_account_event(self.runtime.redis, self.id, exc.state, exc.error)
         except Exception:
             log.exception("%s: %s event not recorded", self.id, exc.state)
 
     def _dropped(self, exc: BaseException | None) -> None:
         """Main connection broken (lock held): state disconnected, reconnect soon."""
         log.info("%s: connection lost: %s", self.id, exc)
-        self.rt.reactor.disarm(self)
+        self.runtime.reactor.disarm(self)
         self._close_main(logout=False)
         if self.state == "connected":
             self._move("dropped", {"response": str(exc) or "Connection closed",
                                    "serverResponseCode": "ECONNRESET"})
         if not self.stopped:
             # Spread reconnects when a server restart drops everyone at once.
-            self.rt.reactor.arm(self, None, time.time() + 0.5 + 2 * random.random())
+            self.runtime.reactor.arm(self, None, time.time() + 0.5 + 2 * random.random())
 
     def _close_main(self, logout: bool = True) -> None:
         if self.client is None:
@@ -219,14 +248,14 @@ class Account:
         self.idling = self.paused = False
         close_quietly(client, logout=logout)
         try:
-            self.rt.hooks.on_disconnected(self.session)
+            self.runtime.hooks.on_disconnected(self.session)
         except Exception:
             log.exception("%s: on_disconnected hook failed", self.id)
 
     def stop(self, wait: float = 5.0) -> None:
         """Close everything (deleted, handed over, or shutting down)."""
         self.stopped = True
-        self.rt.reactor.disarm(self)
+        self.runtime.reactor.disarm(self, final=True)
         got = self.lock.acquire(timeout=wait)
         try:
             self._close_main()
@@ -241,7 +270,7 @@ class Account:
         self.backoff.reset()
         # In the pool: this runs on the supervisor's channel thread, and LOGOUT on a stalled
         # server waits out its timeout, which would delay every other account's change.
-        self.rt.pool.submit(self.extras.close_all)
+        self.runtime.pool.submit(self.extras.close_all)
         self.start()
 
     # -- IDLE / polling ----------------------------------------------------------------------
@@ -254,15 +283,16 @@ class Account:
                 self.idling, self.idle_since = True, now
             when = min(self.idle_since + IDLE_REFRESH, self.session.next_tick)
             if idle.has_buffered(client):
-                self.rt.reactor.arm(self, None, now)   # select() can't see these bytes
+                self.runtime.reactor.arm(self, None, now)   # select() can't see these bytes
             else:
-                self.rt.reactor.arm(self, client.socket(), when)
+                self.runtime.reactor.arm(self, client.socket(), when)
         else:
-            self.rt.reactor.arm(self, None, min(now + POLL_INTERVAL, self.session.next_tick))
+            self.runtime.reactor.arm(self, None, min(now + POLL_INTERVAL, self.session.next_tick))
 
     def on_event(self, reason: str, token: int) -> None:
         """Pool job for a reactor wake-up: retry timer, readable socket, IDLE refresh or tick."""
-        if self.stopped or token != self.token:
+        reactor = self.runtime.reactor
+        if self.stopped or not reactor.current(self, token):
             return
         if self.client is None and self.state != "connected":
             if self.state in ("connectError", "authenticationError", "disconnected"):
@@ -271,7 +301,7 @@ class Account:
         if not self.lock.acquire(blocking=False):
             return   # an op holds the main connection and re-arms when done
         try:
-            if token == self.token and self.client is not None:
+            if reactor.current(self, token) and self.client is not None:
                 self._service()
         except Exception as exc:
             if is_connection_error(exc):
@@ -288,7 +318,7 @@ class Account:
         if self.paused:
             # No op came within RESUME_GRACE: back to the idle folder and IDLE.
             self.paused = False
-            self.rt.hooks.resume(self.session)
+            self.runtime.hooks.resume(self.session)
             self._arm()
             return
         if self.idling:
@@ -303,7 +333,7 @@ class Account:
             self.idling = False
         else:
             responses = client.noop()[1]
-        hooks = self.rt.hooks
+        hooks = self.runtime.hooks
         changes = [r for r in responses if not (r and r[0] == b"OK")]
         if changes:
             hooks.on_idle_responses(self.session, changes)
@@ -321,14 +351,14 @@ class Account:
         try:
             if self.client is None:
                 raise errors.Unavailable()
-            self.rt.reactor.disarm(self)
+            self.runtime.reactor.disarm(self)
             self.paused = False
             if self.idling:
                 self.idling = False
                 responses = idle.idle_done(self.client)[1]
                 changes = [r for r in responses if not (r and r[0] == b"OK")]
                 if changes:
-                    self.rt.hooks.on_idle_responses(self.session, changes)
+                    self.runtime.hooks.on_idle_responses(self.session, changes)
             return self.client
         except Exception as exc:
             if not isinstance(exc, errors.ApiError):
@@ -346,6 +376,6 @@ class Account:
             if self.client is None or self.stopped:
                 return
             self.paused = True
-            self.rt.reactor.arm(self, None, time.time() + RESUME_GRACE)
+            self.runtime.reactor.arm(self, None, time.time() + RESUME_GRACE)
         finally:
             self.lock.release()

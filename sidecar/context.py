@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from imapapi import errors, keys, wire
 
 from .connection import is_connection_error
+from .runtime import Runtime
 
 MAIN_WAIT = 0.05       # wait this long for a busy main connection before opening an extra one
 STALL_LIMIT = 30.0     # a reader that takes no frame for this long has gone: abort the op
@@ -71,10 +72,10 @@ class StreamWriter:
 class OpContext:
     """Per-command view of the account for an op (see sidecar/ops/__init__.py)."""
 
-    def __init__(self, rt, account, command: wire.Command, send_reply):
+    def __init__(self, runtime: Runtime, account, command: wire.Command, send_reply):
         self.account = account.id
-        self.redis = rt.redis
-        self.settings = rt.settings
+        self.redis = runtime.redis
+        self.settings = runtime.settings
         self.registry = account.session.registry
         self.command = command
         self.writer: StreamWriter | None = None

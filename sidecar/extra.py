@@ -37,8 +37,8 @@ class ExtraPool:
                 self.cond.wait(left)
         try:
             record = self.account.record
-            client, _ = connect(record.get("imap"), self.account.rt.settings.command_timeout,
-                                account=self.account.id, redis=self.account.rt.redis)
+            client, _ = connect(record.get("imap"), self.account.runtime.settings.command_timeout,
+                                account=self.account.id, redis=self.account.runtime.redis)
             return client
         except ConnectFailure as exc:
             self._done()

@@ -45,10 +45,3 @@ class SyncHooks:
 
     def on_disconnected(self, session) -> None:
         """The main connection is gone (any reason)."""
-
-
-def load_hooks() -> SyncHooks:
-    """The change-detection engine (an import error must fail loudly, not disable detection)."""
-    from sidecar.sync.engine import SyncEngine
-
-    return SyncEngine()

@@ -1,8 +1,10 @@
 """One selector thread for all idling sockets plus every per-account timer (no thread per account)."""
 # Accounts arm themselves with `arm(account, sock, when)`: the loop calls `dispatch(account, reason,
 # token)` once when the socket turns readable ("io") or `when` passes ("timer"), and forgets the
-# registration. Every arm/disarm bumps `account.token`; events carrying an older token are stale
-# and dropped, so a racing op that paused IDLE never sees a late wake-up act on its connection.
+# registration. Every arm/disarm gives the account a new token (the reactor keeps the current one
+# per account, `current(account, token)` checks it); events carrying an older token are stale and
+# dropped, so a racing op that paused IDLE never sees a late wake-up act on its connection.
+# Tokens come from one process-wide counter: no two accounts ever share one.
 from __future__ import annotations
 
 import heapq
@@ -35,6 +37,8 @@ class Reactor:
         self._acct_fd: dict[int, int] = {}    # id(account) -> fd
         self._timers: list = []
         self._seq = itertools.count()
+        self._tokens: dict[int, int] = {}    # id(account) -> its current token
+        self._token_seq = itertools.count(1)
         self._compact_at = 4096
         self._lock = threading.Lock()         # token bumps happen from many pool threads
         self._stop = threading.Event()
@@ -48,18 +52,26 @@ class Reactor:
         self._wake()
         self._thread.join(timeout=2)
 
+    def current(self, account, token: int) -> bool:
+        """Is `token` the account's latest (an event carrying it is not stale)?"""
+        return self._tokens.get(id(account)) == token
+
     def arm(self, account, sock, when: float) -> int:
         """Watch `sock` (None: timer only) until readable or `when`; returns the new token."""
         with self._lock:
-            account.token += 1
-            token = account.token
+            token = self._tokens[id(account)] = next(self._token_seq)
         self._ops.append(("arm", account, token, sock.fileno() if sock is not None else None, when))
         self._wake()
         return token
 
-    def disarm(self, account) -> None:
+    def disarm(self, account, *, final: bool = False) -> None:
+        """Drop the account's registration; `final` (the account stops for good) also forgets
+        its token, so every event still on its way is stale."""
         with self._lock:
-            account.token += 1
+            if final:
+                self._tokens.pop(id(account), None)
+            else:
+                self._tokens[id(account)] = next(self._token_seq)
         self._ops.append(("disarm", account, None, None, None))
         self._wake()
 
@@ -85,7 +97,7 @@ class Reactor:
         while self._ops:
             kind, account, token, fd, when = self._ops.popleft()
             self._forget(account)
-            if kind != "arm" or token != account.token:
+            if kind != "arm" or token != self._tokens.get(id(account)):
                 continue
             if fd is not None:
                 if fd in self._fds:   # fd number reused after a close we never saw
@@ -101,7 +113,8 @@ class Reactor:
             heapq.heappush(self._timers, (when, next(self._seq), account, token))
         if len(self._timers) > self._compact_at:
             # Re-arming leaves superseded timers behind; drop them before they pile up.
-            self._timers = [t for t in self._timers if t[3] == t[2].token]
+            tokens = self._tokens
+            self._timers = [t for t in self._timers if t[3] == tokens.get(id(t[2]))]
             heapq.heapify(self._timers)
             self._compact_at = max(4096, 3 * len(self._timers))
 
@@ -117,7 +130,7 @@ class Reactor:
             now = time.time()
             while self._timers and self._timers[0][0] <= now:
                 _, _, account, token = heapq.heappop(self._timers)
-                if token == account.token:
+                if token == self._tokens.get(id(account)):
                     self._forget(account)
                     self._fire(account, token, "timer")
             timeout = 30.0
@@ -146,7 +159,7 @@ class Reactor:
                     continue
                 account, token = entry
                 self._acct_fd.pop(id(account), None)
-                if token == account.token:
+                if token == self._tokens.get(id(account)):
                     self._fire(account, token, "io")
 
 

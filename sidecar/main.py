@@ -32,8 +32,7 @@ def run(settings=None) -> int:
     if threading.current_thread() is threading.main_thread():
         def on_signal(signum, _frame):
             logging.getLogger(__name__).info("signal %s: shutting down", signum)
-            sup.stopping.set()
-            sup._wake.set()
+            sup.stop()
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     sup.run()

@@ -3,21 +3,25 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
-from imapapi import errors, keys, wire
+from imapapi import errors, keys, rpc, wire
 
+from .account import Account
 from .connection import translate
 from .context import OpContext
 from .ops import load_all
+from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 class CommandServer:
-    def __init__(self, rt):
-        self.rt = rt
+    def __init__(self, runtime: Runtime, find_account: Callable[[str], Account | None]):
+        self.runtime = runtime
+        self.find_account = find_account
         self.ops = load_all()
-        self.queue_key = keys.sidecar_commands(rt.sid)
+        self.queue_key = keys.sidecar_commands(runtime.sid)
         self._thread = threading.Thread(target=self._run, name="command-server", daemon=True)
 
     def start(self):
@@ -27,13 +31,13 @@ class CommandServer:
         self._thread.join(timeout)
 
     def _run(self):
-        redis = self.rt.redis
-        while not self.rt.stopping.is_set():
+        redis, stopping = self.runtime.redis, self.runtime.stopping
+        while not stopping.is_set():
             try:
                 got = redis.brpop([self.queue_key], timeout=1)
             except Exception as exc:
                 log.warning("command queue read failed: %s", exc)
-                self.rt.stopping.wait(1)
+                stopping.wait(1)
                 continue
             if got is None:
                 continue
@@ -45,13 +49,10 @@ class CommandServer:
             if command.expired():
                 log.info("dropping expired command %s %s", command.op, command.id)
                 continue
-            self.rt.pool.submit(self.execute, command)
+            self.runtime.pool.submit(self.execute, command)
 
     def send(self, reply: wire.Reply) -> None:
-        pipe = self.rt.redis.pipeline(transaction=False)
-        pipe.rpush(keys.reply(reply.id), reply.dumps())
-        pipe.expire(keys.reply(reply.id), wire.REPLY_TTL)
-        pipe.execute()
+        rpc.send_reply(self.runtime.redis, reply)
 
     def execute(self, command: wire.Command) -> None:
         """Run one command; every outcome becomes exactly one Reply (or stream end/error frame)."""
@@ -59,13 +60,13 @@ class CommandServer:
             return   # waited in the pool queue past its deadline: nobody reads the reply
         ctx = None
         try:
-            account = self.rt.accounts.get(command.account)
+            account = self.find_account(command.account)
             if account is None or account.stopped:
                 raise errors.Unavailable("This account is not handled by this sidecar")
             fn = self.ops.get(command.op)
             if fn is None:
                 raise errors.BadRequest(f"Unknown operation {command.op!r}", code="UnknownOperation")
-            ctx = OpContext(self.rt, account, command, self.send)
+            ctx = OpContext(self.runtime, account, command, self.send)
             result = fn(ctx, **(command.args or {}))
             if ctx.writer is not None:
                 ctx.writer.close(result if isinstance(result, dict) else None)

@@ -2,20 +2,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 
 from imapapi import keys, rpc
-from imapapi.accounts import get_record
+from imapapi.accounts import get_record, now_iso
 
+from . import runtime as runtime_mod
 from .account import Account, imap_signature
-from .hooks import load_hooks
-from .idle import Reactor
-from .pool import Pool, Ramp
+from .server import CommandServer
 
 log = logging.getLogger(__name__)
 
@@ -59,28 +56,28 @@ def owned(accounts, sidecars, sid: str) -> set[str]:
 
 
 class Supervisor:
-    """Also the runtime object accounts, ops and the command server use (rt)."""
+    """Owns the accounts of this sidecar; hands each one the process Runtime (sidecar.runtime)."""
 
     def __init__(self, settings, redis):
+        self.runtime = runtime_mod.build(settings, redis)
         self.settings = settings
         self.redis = redis
-        self.sid = settings.sidecar_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.hooks = load_hooks()
-        self.pool = Pool(settings.sidecar_pool)
-        self._ramp = Ramp(self.pool, max(2, settings.sidecar_pool // 2))
-        self.reactor = Reactor(self._dispatch)
+        self.sid = self.runtime.sid
+        self.pool = self.runtime.pool
+        self.stopping = self.runtime.stopping
         self.accounts: dict[str, Account] = {}
-        self.stopping = threading.Event()
         self._changed: set[str] = set()
         self._wake = threading.Event()
         self._lock = threading.Lock()
 
-    # -- runtime services for accounts ----------------------------------------------------
-    def ramp(self, fn) -> None:
-        self._ramp.submit(fn)
+    def account(self, account_id: str) -> Account | None:
+        """The live Account for an id (the command server looks ops' accounts up here)."""
+        return self.accounts.get(account_id)
 
-    def _dispatch(self, account, reason, token) -> None:
-        self.pool.submit(account.on_event, reason, token)
+    def stop(self) -> None:
+        """Ask run() to shut down (signal handlers call this)."""
+        self.stopping.set()
+        self._wake.set()
 
     # -- ownership ---------------------------------------------------------------------------
     def heartbeat(self) -> None:
@@ -124,7 +121,7 @@ class Supervisor:
         with self._lock:
             acct = self.accounts.get(account_id)
             if acct is None:
-                acct = self.accounts[account_id] = Account(self, account_id, record)
+                acct = self.accounts[account_id] = Account(self.runtime, account_id, record)
                 new = True
             else:
                 new = False
@@ -149,7 +146,7 @@ class Supervisor:
 
     def _release(self, names: list[str]) -> None:
         for start in range(0, len(names), 1000):
-            self.redis.eval(_RELEASE, 1, keys.OWNERS, self.sid, keys.account(""), _now_iso(),
+            self.redis.eval(_RELEASE, 1, keys.OWNERS, self.sid, keys.account(""), now_iso(),
                             *names[start:start + 1000])
 
     # -- threads -----------------------------------------------------------------------------
@@ -185,8 +182,6 @@ class Supervisor:
                 log.warning("heartbeat failed: %s", exc)
 
     def run(self) -> None:
-        from .server import CommandServer
-
         while not self.stopping.is_set():   # a container may start before Redis is up
             try:
                 self.heartbeat()
@@ -196,8 +191,8 @@ class Supervisor:
                 self.stopping.wait(2)
         if self.stopping.is_set():
             return
-        self.reactor.start()
-        server = CommandServer(self)
+        self.runtime.reactor.start()
+        server = CommandServer(self.runtime, self.account)
         server.start()
         threading.Thread(target=self._listen, name="account-channel", daemon=True).start()
         threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
@@ -248,14 +243,12 @@ class Supervisor:
             self.redis.zrem(keys.SIDECARS, self.sid)
         except Exception:
             pass
-        self.reactor.stop()
+        self.runtime.reactor.stop()
         self.pool.shutdown()
         log.info("sidecar %s stopped", self.sid)
 
 
 def _signature_raw(imap: bytes, path: bytes | None, forced: bytes | None) -> str:
-    import json
-
     def load(v):
         if v is None:
             return None
@@ -265,8 +258,3 @@ def _signature_raw(imap: bytes, path: bytes | None, forced: bytes | None) -> str
             return v.decode()
     return imap_signature({"imap": load(imap), "path": path.decode() if path else None,
                            "reconnectRequested": forced.decode() if forced else None})
-
-
-def _now_iso() -> str:
-    from imapapi.accounts import now_iso
-    return now_iso()

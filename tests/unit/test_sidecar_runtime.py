@@ -64,7 +64,7 @@ def test_reactor_fires_once_per_arm_and_drops_stale_tokens():
 
     reactor = Reactor(dispatch)
     reactor.start()
-    a, b = types.SimpleNamespace(name="a", token=0), types.SimpleNamespace(name="b", token=0)
+    a, b = types.SimpleNamespace(name="a"), types.SimpleNamespace(name="b")
     left, right = socket.socketpair()
     try:
         token = reactor.arm(a, left, time.time() + 60)
@@ -72,6 +72,7 @@ def test_reactor_fires_once_per_arm_and_drops_stale_tokens():
         stale = reactor.arm(b, None, time.time() + 0.1)   # supersedes the first timer of b
         time.sleep(0.3)
         assert fired == [("b", "timer", stale)]
+        assert reactor.current(b, stale) and not reactor.current(a, stale)
         right.send(b"* 1 EXISTS\r\n")
         assert done.wait(2)
         time.sleep(0.1)
@@ -83,6 +84,9 @@ def test_reactor_fires_once_per_arm_and_drops_stale_tokens():
         reactor.disarm(a)     # an op took the connection: a readable socket must not fire
         time.sleep(0.2)
         assert len(fired) == 2 and reactor.watched() == 0
+        final = reactor.arm(a, None, time.time() + 60)
+        reactor.disarm(a, final=True)   # the account stopped: its last token is stale too
+        assert not reactor.current(a, final)
     finally:
         reactor.stop()
         left.close()

@@ -9,6 +9,7 @@ import redis as redis_lib
 
 from imapapi import errors, keys, rpc, wire
 from sidecar.ops import OPS, op
+from sidecar.runtime import Runtime
 from sidecar.server import CommandServer
 
 DB = int(os.environ.get("IMAPAPI_TEST_REDIS_DB", "1"))
@@ -44,9 +45,10 @@ def _crash_op(ctx):
 def _server(r):
     account = types.SimpleNamespace(id="acct", stopped=False,
                                     session=types.SimpleNamespace(registry=None))
-    rt = types.SimpleNamespace(redis=r, settings=None, accounts={"acct": account}, sid="unit",
-                               stopping=threading.Event(), pool=None)
-    server = CommandServer(rt)
+    # execute() runs on the test's thread: no pool, reactor or hooks needed
+    runtime = Runtime(sid="unit", redis=r, settings=None, pool=None, ramp=None, reactor=None,
+                      hooks=None)
+    server = CommandServer(runtime, {"acct": account}.get)
     server.ops = dict(OPS)
     return server
 
