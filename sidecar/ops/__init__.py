@@ -22,18 +22,14 @@ input with sidecar.imap.codec.encode_mailbox / normalize_path.
 """
 from __future__ import annotations
 
-OPS: dict = {}
+# Every op module registers itself on import (sidecar.ops.registry); importing them here makes
+# the registry complete whoever imports the package first.
+from . import download, mailbox, mailboxes, message, messages, modify, search, submit, upload  # noqa: F401
+from .registry import OPS, op
 
-
-def op(name: str):
-    def register(fn):
-        OPS[name] = fn
-        return fn
-    return register
+__all__ = ["OPS", "op", "load_all"]
 
 
 def load_all() -> dict:
-    """Import every op module (each registers itself) and return the registry."""
-    from . import mailboxes, messages, submit  # noqa: F401
-    from . import download, mailbox, message, modify, search, upload  # noqa: F401
+    """The registry: op name -> fn(ctx, **args), every op module loaded."""
     return OPS

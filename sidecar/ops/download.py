@@ -11,7 +11,7 @@ from sidecar.imap import bodystructure
 from sidecar.imap.fetch import fetch_one, iter_section
 from sidecar.imap.textdecode import TransferDecoder
 
-from . import op
+from .registry import op
 from .msgutil import open_message
 
 NOT_FOUND = "Requested file not found"

@@ -6,7 +6,7 @@ from imapclient.exceptions import IMAPClientError
 from imapapi import errors
 from sidecar.imap.codec import encode_mailbox, normalize_path, to_text
 
-from . import op
+from .registry import op
 from .msgutil import folder_exists, server_path
 
 

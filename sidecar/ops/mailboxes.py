@@ -6,7 +6,7 @@ import json
 from imapapi import keys
 
 from ..imap import codec, compat
-from . import op
+from .registry import op
 
 SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
 # Servers without SPECIAL-USE: guess from common (English) names, as the original did.

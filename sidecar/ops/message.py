@@ -6,7 +6,7 @@ from sidecar.imap import bodystructure, replytext
 from sidecar.imap.details import DETAIL_ITEMS, build_details, collect_text
 from sidecar.imap.fetch import fetch_one
 
-from . import op
+from .registry import op
 from .msgutil import open_message
 
 TEXT_TYPES = ("plain", "html", "*")

@@ -5,7 +5,7 @@ from imapapi import errors
 
 from ..connection import is_connection_error
 from ..imap import codec, listing
-from . import op
+from .registry import op
 
 
 def select_or_404(client, path: str, given: str):

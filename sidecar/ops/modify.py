@@ -8,7 +8,7 @@ from sidecar.imap import compat
 from sidecar.imap.codec import to_text
 from sidecar.imap.fetch import fetch_one
 
-from . import op
+from .registry import op
 from .msgutil import check_flags, folder_exists, open_message, server_path
 
 TRASH_NAMES = ("trash", "deleted items", "deleted messages", "deleted", "bin", "[gmail]/trash",

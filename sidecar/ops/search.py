@@ -8,7 +8,7 @@ from datetime import date, datetime
 from imapapi import errors
 from sidecar.imap.codec import normalize_path
 
-from . import op
+from .registry import op
 from ..imap import listing
 from .msgutil import select
 

@@ -8,7 +8,7 @@ from email.parser import BytesParser
 from imapapi import errors, ids, outbox
 from imapapi.compose import strip_bcc
 
-from . import op
+from .registry import op
 
 SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "INBOX/Sent", "INBOX.Sent")
 

@@ -7,9 +7,9 @@ import re
 
 from imapclient.exceptions import IMAPClientError
 
-from imapapi import errors, ids
+from imapapi import compose, errors, ids
 
-from . import op
+from .registry import op
 from . import submit as submit_ops
 from .msgutil import check_flags, folder_exists, server_path
 
@@ -29,7 +29,6 @@ def raw_message(data: dict, parent: dict | None = None) -> bytes:
             raise errors.BadRequest("raw is empty", code="InvalidInput",
                                     fields=[{"key": "raw", "message": "Empty message"}])
         return raw
-    from imapapi import compose
 
     fields = {k: v for k, v in data.items() if k not in ("path", "flags", "raw")}
     if parent is not None:

@@ -162,14 +162,7 @@ def _describe(component: list[str], graph) -> str:
 
 # Cycles known to exist and owned elsewhere: module set -> why it is still there. The test fails
 # on any other cycle, and on an entry here that no longer matches (then delete the entry).
-KNOWN = {
-    frozenset({"sidecar.ops", "sidecar.ops.download", "sidecar.ops.mailbox",
-               "sidecar.ops.mailboxes", "sidecar.ops.message", "sidecar.ops.messages",
-               "sidecar.ops.modify", "sidecar.ops.search", "sidecar.ops.submit",
-               "sidecar.ops.upload"}):
-        "sidecar/ops/__init__.py load_all() imports the op modules, which import `op` from the "
-        "package: the registry decorator wants its own module (issue 9, sidecar part)",
-}
+KNOWN: dict[frozenset, str] = {}
 
 
 @pytest.mark.parametrize("package", PACKAGES)
