@@ -12,6 +12,8 @@ STATE_MESSAGES = {
     "connecting": "Requested account is not yet connected",
     "authenticationError": "Requested account can not be authenticated",
     "connectError": "Can not establish server connection for requested account",
+    # the sidecar holding the account stopped answering; another replica takes it over
+    "handover": "Requested account is moving to another sidecar, try again in a few seconds",
 }
 
 
