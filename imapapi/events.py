@@ -11,7 +11,7 @@ import json
 import logging
 import time
 
-from . import delivery, keys, stats
+from . import delivery, keys, leases, stats
 
 EVENT_TYPES = [
     "messageNew", "messageDeleted", "messageUpdated", "mailboxReset", "mailboxDeleted",
@@ -93,6 +93,10 @@ end
 return ids
 """
 
+# A sidecar's commit carries its lease token (imapapi.leases): refused in the same step when
+# another replica took the account over, so a paused or partitioned one cannot emit or move state.
+_COMMIT_FENCED = leases.fenced(_COMMIT, "{%d}" % leases.REFUSED)
+
 DELETE = "__DEL__"   # state field value meaning "remove this field"
 
 
@@ -102,12 +106,13 @@ class StaleState(Exception):
 
 def append_events(redis, account: str, events: list[dict],
                   state_updates: list[tuple[str, dict | None, str | None]] = (),
-                  *, deliver=None) -> list[str]:
+                  *, deliver=None, fence=None) -> list[str]:
     """Commit events + state together; -> stream ids. Raises StaleState on a version conflict.
 
     state_updates: (redis key, {field: value or DELETE} or None to delete the key,
     expected current 'version' field or None for "don't check").
     deliver: predicate(event) -> bool deciding whether a webhook job is registered (default all).
+    fence: the writer's lease token (sidecars); leases.Fenced when it is not the current one.
     """
     argv: list = [get_settings().events_maxlen, time.time() + DELIVERY_LEASE, len(events)]
     for ev in events:
@@ -120,9 +125,13 @@ def append_events(redis, account: str, events: list[dict],
         argv += [len(fields), "" if expected is None else str(expected)]
         for f, v in fields.items():
             argv += [f, v]
-    res = redis.eval(_COMMIT, 4 + len(state_keys), keys.events(account), JOBS, DUE,
-                     keys.account(account),
+    if fence is not None:
+        argv += leases.fence_args(account, fence)
+    res = redis.eval(_COMMIT if fence is None else _COMMIT_FENCED, 4 + len(state_keys),
+                     keys.events(account), JOBS, DUE, keys.account(account),
                      *state_keys, *argv)
+    if res and res[0] == leases.REFUSED:
+        raise leases.Fenced(account)
     if res and res[0] == -1:
         raise StaleState(account)
     if res and res[0] == -2:
@@ -135,7 +144,8 @@ def append_events(redis, account: str, events: list[dict],
 
 
 def emit(redis, account: str, event: str, data: dict, *, path: str | None = None,
-         special_use: str | None = None, id_parts: tuple = (), quiet: bool = False) -> dict | None:
+         special_use: str | None = None, id_parts: tuple = (), quiet: bool = False,
+         fence=None) -> dict | None:
     """Commit one event outside a folder sync (sending results, account state) and wake a
     webhook worker. Pass id_parts that identify the change (e.g. the queue id and attempt) so a
     retried write keeps its event id. `quiet`: a failed write is logged, not raised (a sending
@@ -143,7 +153,7 @@ def emit(redis, account: str, event: str, data: dict, *, path: str | None = None
     ev = make_event(account, event, data, path=path, special_use=special_use, id_parts=id_parts)
     try:
         wanted = wanted_for(redis, account, event)
-        append_events(redis, account, [ev], deliver=lambda e: wanted)
+        append_events(redis, account, [ev], deliver=lambda e: wanted, fence=fence)
     except Exception:
         if not quiet:
             raise
@@ -157,13 +167,14 @@ def emit(redis, account: str, event: str, data: dict, *, path: str | None = None
     return ev
 
 
-def emit_account_event(redis, account: str, event: str, data: dict | None = None) -> dict:
+def emit_account_event(redis, account: str, event: str, data: dict | None = None, *,
+                       fence=None) -> dict:
     """Account-level events (authenticationError/Success, connectError) from the runtime.
 
     The id includes the second, so the same failure minutes later is a new event."""
     data = dict(data or {})
     return emit(redis, account, event, data,
-                id_parts=(int(time.time()), json.dumps(data, sort_keys=True)))
+                id_parts=(int(time.time()), json.dumps(data, sort_keys=True)), fence=fence)
 
 
 def read_events(redis, account: str, cursor: str | None = None, count: int = 100) -> tuple[list, str]:

@@ -180,3 +180,26 @@ def test_fenced_state_writes_keep_the_per_state_counts(r):
     assert after.get("disconnected", 0) == before.get("disconnected", 0) + 1
     assert after.get("connected", 0) == before.get("connected", 0)
     r.hincrby(stats.STATES_KEY, "disconnected", -1)
+
+
+def test_event_commit_with_a_stale_token_writes_neither_event_nor_state(r):
+    from imapapi import events
+
+    (a,) = names(r)
+    old = leases.acquire(r, "s1", [a], ttl=0.05)[a]
+    time.sleep(0.1)
+    new = leases.acquire(r, "s2", [a], ttl=10)[a]
+    state_key = keys.account_prefix(a) + "h:test"
+    r.made.append(a)
+    ev = events.make_event(a, "messageNew", {"uid": 1}, path="INBOX", id_parts=(1,))
+    try:
+        with pytest.raises(leases.Fenced):
+            events.append_events(r, a, [ev], [(state_key, {"version": "1"}, None)],
+                                 deliver=lambda e: False, fence=old)
+        assert r.xlen(keys.events(a)) == 0
+        assert not r.exists(state_key)
+        ids = events.append_events(r, a, [ev], [(state_key, {"version": "1"}, None)],
+                                   deliver=lambda e: False, fence=new)
+        assert len(ids) == 1 and r.hget(state_key, "version") == b"1"
+    finally:
+        r.delete(keys.events(a), state_key)
