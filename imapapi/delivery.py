@@ -36,7 +36,7 @@ PER_TARGET = 4                       # concurrent POSTs per receiver: a hung one
 BUSY_DELAY = 1.0
 DEAD_MAX = 10000
 USER_AGENT = "imapapi-py/0.1"
-RECENT = "ia:wh:recent"              # LIST: the last deliveries (JSON), newest first (web UI)
+RECENT = keys.WEBHOOK_RECENT
 RECENT_MAX = 200
 # Called with each recorded delivery (the worker's Prometheus metrics register here).
 ON_DELIVERY: list = []

@@ -14,6 +14,16 @@ WEBHOOK_JOBS = "ia:wh:jobs"               # HASH event id -> JSON {stream, event
 WEBHOOK_DUE = "ia:wh:due"                 # ZSET event id -> epoch when the sweeper (re)enqueues it
 WEBHOOK_ATTEMPTS = "ia:wh:attempts"       # HASH event id -> failed attempts so far
 WEBHOOK_FIRST_FAIL = "ia:wh:first"        # HASH event id -> epoch of the first failure
+WEBHOOK_RECENT = "ia:wh:recent"           # LIST: the last deliveries (JSON), newest first (web UI)
+STATS_COUNTERS = "ia:stats:keys"          # SET of dashboard counter names (imapapi.stats)
+ACCOUNT_STATES = "ia:states"              # HASH connection state -> number of accounts
+LEASES = "ia:lease"                       # HASH account -> "<token>:<expires ms>:<sidecar id>"
+LEASE_SEQ = "ia:lease:seq"                # STRING: the last lease token handed out
+TOKENS = "ia:tokens"                      # HASH sha256(token) hex -> JSON record (API tokens)
+TOKENS_USED = "ia:tokens:used"            # HASH sha256(token) hex -> ISO time of the last request
+LOGGED = "ia:logged"                      # SET: accounts that may have a protocol log list
+SETTINGS_CHANNEL = "ia:ch:settings"       # PUBSUB: settings changed (sidecars reload `logs`)
+SECRETS_KEY_ID = "ia:secrets:keyid"       # STRING: id of the key the secrets are sealed with (public)
 
 
 def account(account_id: str) -> str:
@@ -86,6 +96,11 @@ def pending_payload(ref: str) -> str:
     """STRING (short TTL): an account payload handed from the API to the upsert task by id, so
     passwords never travel in task arguments (broker messages, Flower, worker logs)."""
     return f"ia:pending:{ref}"
+
+
+def stats_bucket(counter: str, day: str) -> str:
+    """HASH: one dashboard counter's per-minute counts (field YYYYMMDDHHMM) for one UTC day."""
+    return f"ia:stats:{counter}:{day}"
 
 
 def webhook_sent(event_id: str) -> str:

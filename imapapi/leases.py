@@ -18,8 +18,8 @@ import json
 from . import keys, stats
 from .clock import now_iso
 
-LEASES = "ia:lease"         # HASH account -> "<token>:<expires ms>:<sidecar id>"
-LEASE_SEQ = "ia:lease:seq"  # STRING: the last token handed out
+LEASES = keys.LEASES
+LEASE_SEQ = keys.LEASE_SEQ
 
 BATCH = 1000   # accounts per Lua call (one round trip per batch, bounded time inside Redis)
 

@@ -15,8 +15,8 @@ import time
 from . import keys
 
 DEFAULTS = {"all": False, "accounts": [], "maxLogLines": 10000}
-LOGGED = "ia:logged"            # SET: accounts that may have a log list (what "off" deletes)
-SETTINGS_CHANNEL = "ia:ch:settings"   # PUBSUB: settings changed (sidecars reload `logs`)
+LOGGED = keys.LOGGED                # what "off" deletes
+SETTINGS_CHANNEL = keys.SETTINGS_CHANNEL
 LITERAL_MAX = 256               # bytes of a literal kept in the log; the rest is cut
 LINE_MAX = 2048                 # characters of one line kept
 REDACTED = "[redacted]"

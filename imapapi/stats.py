@@ -14,14 +14,13 @@ from datetime import datetime, timedelta, timezone
 
 from . import keys
 
-KEYS_SET = "ia:stats:keys"
-STATES_KEY = "ia:states"
+KEYS_SET = keys.STATS_COUNTERS
+STATES_KEY = keys.ACCOUNT_STATES
 BUCKET_TTL = 8 * 86400          # a day bucket outlives the longest window (7 days)
 MAX_WINDOW = 7 * 86400
 
 
-def bucket_key(counter: str, day: str) -> str:
-    return f"ia:stats:{counter}:{day}"
+bucket_key = keys.stats_bucket
 
 
 def _minute(ts: float) -> datetime:

@@ -13,8 +13,10 @@ import secrets
 import time
 from datetime import datetime, timezone
 
-TOKENS = "ia:tokens"                 # HASH sha256(token) hex -> JSON record
-LAST_USED = "ia:tokens:used"         # HASH sha256(token) hex -> ISO time of the last request
+from . import keys
+
+TOKENS = keys.TOKENS
+LAST_USED = keys.TOKENS_USED
 SCOPES = ("api", "metrics", "ui", "*")
 TOKEN_BYTES = 32
 _USED_EVERY = 60.0                   # write last-used at most once a minute per token and process

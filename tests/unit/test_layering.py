@@ -189,3 +189,25 @@ def test_known_cycles_still_exist():
 def test_cycle_finder_finds_a_cycle():
     graph = {"a": {"b": 1}, "b": {"c": 2}, "c": {"a": 3}, "d": {"a": 4}}
     assert _cycles(graph) == [["a", "b", "c"]]
+
+
+KEY_PREFIXES = ("ia:", "iad:", "iah:", "ial:", "iam:")
+KEYS_CHECKED = ("imapapi", "app", "celery_tasks", "launcher")   # sidecar/: see its own issue part
+
+
+def _key_literals(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+            node = node.values[0]
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and node.value.startswith(KEY_PREFIXES):
+            yield node.lineno, node.value
+
+
+def test_redis_keys_are_named_in_keys_py():
+    """One place to look up (and change) the Redis layout: imapapi/keys.py."""
+    bad = [f"{path.relative_to(ROOT)}:{line} {value!r}"
+           for module, path in MODULES.items()
+           if module.split(".")[0] in KEYS_CHECKED and module != "imapapi.keys"
+           for line, value in _key_literals(ast.parse(path.read_text(encoding="utf-8")))]
+    assert not bad, "Redis key literals outside imapapi/keys.py:\n" + "\n".join(bad)
