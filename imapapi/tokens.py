@@ -11,9 +11,9 @@ import hmac
 import json
 import secrets
 import time
-from datetime import datetime, timezone
 
 from . import keys
+from .clock import now_iso
 
 TOKENS = keys.TOKENS
 LAST_USED = keys.TOKENS_USED
@@ -21,10 +21,6 @@ SCOPES = ("api", "metrics", "ui", "*")
 TOKEN_BYTES = 32
 _USED_EVERY = 60.0                   # write last-used at most once a minute per token and process
 _used_written: dict[str, float] = {}
-
-
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def digest(token: str) -> str:
@@ -50,7 +46,7 @@ def create(redis, scopes, *, account: str | None = None, description: str | None
     token = secrets.token_urlsafe(TOKEN_BYTES)
     token_hash = digest(token)
     record = {"id": public_id(token_hash), "scopes": scopes, "account": account or None,
-              "description": description or "", "created": _now_iso()}
+              "description": description or "", "created": now_iso()}
     redis.hset(TOKENS, token_hash, json.dumps({**record, "hash": token_hash}))
     return token, record
 
@@ -119,7 +115,7 @@ def verify(redis, token: str | None) -> dict | None:
     now = time.monotonic()
     if now - _used_written.get(token_hash, -_USED_EVERY) >= _USED_EVERY:
         _used_written[token_hash] = now
-        redis.hset(LAST_USED, token_hash, _now_iso())
+        redis.hset(LAST_USED, token_hash, now_iso())
     record.pop("hash", None)
     return record
 
