@@ -22,6 +22,7 @@ RESOURCES = [
     "changes",
     "webhooks",
     "stats",
+    "logs",
 ]
 
 log = logging.getLogger("imapapi.api")

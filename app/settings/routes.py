@@ -5,14 +5,51 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from app.api import Blueprint
-from imapapi import authserver, webhook_settings
+from imapapi import accounts, authserver, keys, protolog, webhook_settings
 from imapapi.events import EVENT_TYPES
 from imapapi.settings import get_redis
 
 from .schemas import SettingsQuerySchema, SettingsSchema, SettingsUpdatedSchema, SettingsViewSchema
 
 blp = Blueprint("settings", __name__, description="Webhook, notification and auth server settings")
-KEYS = ("eventTypes",) + webhook_settings.KEYS
+KEYS = ("eventTypes",) + webhook_settings.KEYS + ("logs",)
+
+
+def read(redis, wanted) -> dict:
+    """The GET body for the keys in `wanted` (the web UI's settings page reads it too)."""
+    stored = webhook_settings.get_all(redis, [k for k in wanted if k not in ("eventTypes", "logs")])
+    out = {}
+    for key in wanted:
+        if key == "eventTypes":
+            out[key] = list(EVENT_TYPES)
+        elif key == "logs":
+            out[key] = protolog.get(redis)
+        elif key == "webhookSecret":
+            out[key] = bool(stored.get(key))
+        else:
+            out[key] = stored.get(key)
+    return out
+
+
+def update(redis, data: dict) -> list[str]:
+    """Apply a validated POST body (the web UI's settings form calls this too)."""
+    for key in ("webhookSecret", "authServer"):   # "" means "remove" for these
+        if data.get(key) == "":
+            data[key] = None
+    logs = data.pop("logs", None)
+    updated = webhook_settings.save(redis, data)
+    if logs is not None:
+        if logs.get("resetLoggedAccounts"):
+            # a fresh login for each listed account, so its log starts with the connection
+            for account in logs.get("accounts") or []:
+                if accounts.get_record(redis, account) is not None:
+                    redis.hset(keys.account(account), "reconnectRequested", accounts.now_iso())
+                    redis.publish(keys.ACCOUNTS_CHANNEL, account)
+        protolog.save(redis, logs)
+        updated.append("logs")
+    if data.get("authServer"):
+        authserver.retry_waiting(redis)
+    return updated
 
 
 @blp.route("/v1/settings")
@@ -25,26 +62,14 @@ class Settings(MethodView):
         `webhookSecret` is write-only: you get `true`/`false` for whether it is set.
         """
         wanted = [k for k in KEYS if flags.get(k)] or list(KEYS)
-        stored = webhook_settings.get_all(get_redis(), [k for k in wanted if k != "eventTypes"])
-        out = {}
-        for key in wanted:
-            if key == "eventTypes":
-                out[key] = list(EVENT_TYPES)
-            elif key == "webhookSecret":
-                out[key] = bool(stored.get(key))
-            else:
-                out[key] = stored.get(key)
-        return out
+        return read(get_redis(), wanted)
 
     @blp.arguments(SettingsSchema)
     @blp.response(200, SettingsUpdatedSchema)
     def post(self, data):
-        """Update settings (only the keys sent); null removes a key"""
-        for key in ("webhookSecret", "authServer"):   # "" means "remove" for these
-            if data.get(key) == "":
-                data[key] = None
-        redis = get_redis()
-        updated = webhook_settings.save(redis, data)
-        if data.get("authServer"):
-            authserver.retry_waiting(redis)
-        return {"updated": updated}
+        """Update settings (only the keys sent); null removes a key
+
+        `logs`: per-account IMAP protocol logs (`GET /v1/logs/{account}`); turning an account's
+        logging off deletes its log; `resetLoggedAccounts` reconnects the listed accounts.
+        """
+        return {"updated": update(get_redis(), data)}

@@ -34,6 +34,20 @@ class SettingsQuerySchema(Strict):
     notifyHeaders = fields.Boolean()
     webhookSecret = fields.Boolean()
     authServer = fields.Boolean()
+    logs = fields.Boolean()
+
+
+class LogsSchema(Strict):
+    """Per-account IMAP protocol logging (as the original's `logs` setting)."""
+
+    all = fields.Boolean(load_default=False, metadata={"description": "Log every account"})
+    resetLoggedAccounts = fields.Boolean(
+        load_default=False, metadata={"description": "Reconnect the listed accounts now (not stored)"})
+    accounts = fields.List(fields.String(validate=validate.Length(min=1, max=256)),
+                           load_default=list, metadata={"description": "Accounts to log"})
+    maxLogLines = fields.Integer(strict=True, load_default=10000,
+                                 validate=validate.Range(min=0, max=1000000),
+                                 metadata={"description": "Lines kept per account"})
 
 
 class SettingsSchema(Strict):
@@ -58,6 +72,7 @@ class SettingsSchema(Strict):
         allow_none=True, validate=_url_or_empty,
         metadata={"description": "Credentials server for useAuthServer accounts, called as "
                                  "GET <url>?account=<id>&proto=imap|smtp; null or '' removes it"})
+    logs = fields.Nested(LogsSchema, metadata={"description": "IMAP protocol logging"})
 
 
 class SettingsViewSchema(ma.Schema):
@@ -69,6 +84,7 @@ class SettingsViewSchema(ma.Schema):
     notifyHeaders = fields.List(fields.String(), allow_none=True)
     webhookSecret = fields.Boolean(metadata={"description": "Whether a secret is set"})
     authServer = fields.String(allow_none=True)
+    logs = fields.Dict(metadata={"description": "{all, accounts, maxLogLines}"})
 
 
 class SettingsUpdatedSchema(ma.Schema):

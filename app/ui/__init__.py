@@ -1,17 +1,14 @@
-"""The small web UI at `/`: account list with states and an add-account form (public API only)."""
+"""The web UI (server-rendered pages; JS only enhances): overview, accounts, settings, webhooks.
+
+Pages call the same functions and tasks the API routes do (never HTTP to the API itself), read
+without JavaScript, and change things through plain POST forms (post/redirect/get).
+"""
 from __future__ import annotations
 
-from flask import Blueprint, Flask, render_template
+from flask import Flask
 
-from imapapi import __version__
-
-bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/static/ui")
-
-
-@bp.get("/")
-def index():
-    return render_template("imapapi_index.html", version=__version__)
+from . import accounts, overview, settings, webhooks  # noqa: F401  (register their routes)
+from .common import bp
 
 
 @bp.get("/favicon.ico")

@@ -9,7 +9,7 @@ from app.api import Blueprint
 from imapapi import delivery, errors
 from imapapi.settings import get_redis
 
-from .schemas import DeadListSchema, DeadQuerySchema, ResentSchema
+from .schemas import DeadListSchema, DeadQuerySchema, ResentSchema, TestResultSchema
 
 blp = Blueprint("webhooks", __name__, description="Webhook dead letters")
 
@@ -24,6 +24,15 @@ class DeadLetters(MethodView):
         total, rows = delivery.list_dead(get_redis(), page * size, size)
         return {"total": total, "page": page, "pages": max(1, math.ceil(total / size)),
                 "deadLetters": rows}
+
+
+@blp.route("/v1/webhooks/test")
+class TestWebhook(MethodView):
+    @blp.response(200, TestResultSchema)
+    def post(self):
+        """POST a `test` event to the webhook URL now (no retries) and report the answer"""
+        result = delivery.send_test(get_redis())
+        return {**result, "ms": round(result["seconds"] * 1000, 1)}
 
 
 @blp.route("/v1/webhooks/dead/<event>/resend")

@@ -29,3 +29,11 @@ class DeadListSchema(PageSchema):
 class ResentSchema(ma.Schema):
     id = fields.String()
     resent = fields.Boolean()
+
+
+class TestResultSchema(ma.Schema):
+    url = fields.String(allow_none=True, metadata={"description": "Target (userinfo removed)"})
+    status = fields.Integer(allow_none=True, metadata={"description": "Receiver's HTTP status"})
+    ms = fields.Float(metadata={"description": "Round trip in milliseconds"})
+    response = fields.String(allow_none=True, metadata={"description": "First 500 characters"})
+    error = fields.String(allow_none=True, metadata={"description": "Why it failed (null: 2xx)"})

@@ -1,90 +1,36 @@
-// IMAP API web UI: talks only to the public REST API.
+// IMAP API web UI: small progressive enhancements; every page works without this file.
 (function () {
   'use strict';
-  let stateFilter = '';
-  const LABELS = { authenticationError: 'Authentication failed', connectError: 'Connection failed' };
 
-  function toast(text, isError) {
-    const el = document.getElementById('toast');
-    el.textContent = text; el.className = isError ? 'error' : ''; el.hidden = false;
-    clearTimeout(toast.timer); toast.timer = setTimeout(() => { el.hidden = true; }, 4000);
-  }
-
-  async function api(method, url, body) {
-    const res = await fetch(url, {
-      method, headers: body ? { 'content-type': 'application/json' } : {},
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const data = await res.json().catch(() => ({}));
-    if (!res.ok) {
-      const fields = (data.fields || []).map(f => f.key + ': ' + f.message).join('; ');
-      throw new Error((data.message || res.statusText) + (fields ? ' (' + fields + ')' : ''));
-    }
-    return data;
-  }
-
-  function cell(row, text, cls) {
-    const td = row.insertCell(); td.textContent = text == null ? '' : String(text);
-    if (cls) td.className = cls; return td;
-  }
-
-  async function loadAccounts() {
-    const q = '/v1/accounts?page=0&pageSize=1000' + (stateFilter ? '&state=' + encodeURIComponent(stateFilter) : '');
-    let data;
-    try { data = await api('GET', q); } catch (err) { toast('Could not load accounts: ' + err.message, true); return; }
-    const body = document.querySelector('#accounts tbody');
-    body.textContent = '';
-    document.getElementById('accounts-empty').hidden = data.accounts.length > 0;
-    for (const acc of data.accounts) {
-      const row = body.insertRow();
-      cell(row, acc.account); cell(row, acc.name);
-      const label = LABELS[acc.state] || (acc.state.charAt(0).toUpperCase() + acc.state.slice(1));
-      cell(row, label, 'state-' + acc.state);
-      const err = acc.lastError && (acc.lastError.response || acc.lastError.serverResponseCode);
-      cell(row, err || (acc.syncTime ? 'Last change ' + new Date(acc.syncTime).toLocaleString() : ''));
-      const actions = row.insertCell();
-      const rc = document.createElement('button'); rc.textContent = 'Reconnect';
-      rc.onclick = () => api('PUT', '/v1/account/' + encodeURIComponent(acc.account) + '/reconnect', { reconnect: true })
-        .then(() => toast('Reconnect requested')).catch(e => toast(e.message, true));
-      const del = document.createElement('button'); del.textContent = 'Delete';
-      del.onclick = () => {
-        if (!confirm('Delete account ' + acc.account + '?')) return;
-        api('DELETE', '/v1/account/' + encodeURIComponent(acc.account))
-          .then(() => { toast('Deleted'); loadAccounts(); }).catch(e => toast(e.message, true));
-      };
-      actions.append(rc, ' ', del);
-    }
-  }
-
-  function serverSettings(form, prefix) {
-    const v = name => form.elements[prefix + '.' + name];
-    return {
-      host: v('host').value.trim(), port: parseInt(v('port').value, 10), secure: v('secure').checked,
-      tls: { rejectUnauthorized: !v('selfSigned').checked },
-      auth: { user: v('user').value, pass: v('pass').value },
-    };
-  }
-
-  document.getElementById('add-account').addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    const form = ev.target;
-    const payload = { account: form.elements.account.value.trim(), name: form.elements.name.value,
-                      imap: serverSettings(form, 'imap') };
-    if (form.elements['smtp.enabled'].checked) payload.smtp = serverSettings(form, 'smtp');
-    try {
-      const res = await api('POST', '/v1/account', payload);
-      toast('Account ' + res.account + (res.state === 'new' ? ' created' : ' updated'));
-      form.reset(); loadAccounts();
-    } catch (err) { toast(err.message, true); }
+  // Forms that change something ask first (the no-JS path has its own confirmation page).
+  document.addEventListener('submit', function (ev) {
+    var msg = ev.target.getAttribute('data-confirm');
+    if (msg && !window.confirm(msg)) ev.preventDefault();
   });
 
-  for (const btn of document.querySelectorAll('#state-filter button')) {
-    btn.addEventListener('click', () => {
-      stateFilter = btn.dataset.state;
-      document.querySelectorAll('#state-filter button').forEach(b => b.classList.toggle('active', b === btn));
-      loadAccounts();
-    });
+  // Times are rendered in UTC by the server; show them in the browser's time zone.
+  document.querySelectorAll('time[datetime]').forEach(function (el) {
+    var d = new Date(el.getAttribute('datetime'));
+    if (!isNaN(d)) { el.title = el.textContent; el.textContent = d.toLocaleString(); }
+  });
+
+  // The overview refreshes its counters from /v1/stats.
+  var stats = document.querySelector('[data-stats-url]');
+  if (stats) {
+    var url = stats.getAttribute('data-stats-url');
+    var refresh = function () {
+      fetch(url, { credentials: 'same-origin' }).then(function (res) {
+        return res.ok ? res.json() : null;
+      }).then(function (data) {
+        if (!data) return;
+        document.querySelectorAll('[data-stat]').forEach(function (el) {
+          var path = el.getAttribute('data-stat').split('|');
+          var value = data[path[0]];
+          if (path[1] !== undefined) value = value ? value[path[1]] : undefined;
+          el.textContent = String(value || 0);
+        });
+      }).catch(function () { /* offline: keep the last numbers */ });
+    };
+    setInterval(refresh, 10000);
   }
-  loadAccounts();
-  setInterval(loadAccounts, 5000);
 })();

@@ -1,0 +1,1 @@
+"""The /v1/logs resource (per-account IMAP protocol logs)."""
