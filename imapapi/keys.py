@@ -19,6 +19,8 @@ STATS_COUNTERS = "ia:stats:keys"          # SET of dashboard counter names (imap
 ACCOUNT_STATES = "ia:states"              # HASH connection state -> number of accounts
 LEASES = "ia:lease"                       # HASH account -> "<token>:<expires ms>:<sidecar id>"
 LEASE_SEQ = "ia:lease:seq"                # STRING: the last lease token handed out
+SIDECARS_INFO = "ia:sidecars:info"        # HASH sidecar id -> JSON (host, pid, leases, renew lag)
+SIDECARS_CHANNEL = "ia:ch:sidecars"       # PUBSUB: a replica joined, left or released leases
 TOKENS = "ia:tokens"                      # HASH sha256(token) hex -> JSON record (API tokens)
 TOKENS_USED = "ia:tokens:used"            # HASH sha256(token) hex -> ISO time of the last request
 LOGGED = "ia:logged"                      # SET: accounts that may have a protocol log list
@@ -90,6 +92,11 @@ def outbox_item(queue_id: str) -> str:
 def idempotency(account_id: str, key: str) -> str:
     """STRING: queue id already created for an Idempotency-Key."""
     return f"ia:idem:{account_id}:{key}"
+
+
+def login_rate(host: str) -> str:
+    """STRING (PX): the next free login slot of one IMAP host, shared by all replicas (GCRA)."""
+    return "ia:login:" + hashlib.sha1(host.lower().encode()).hexdigest()[:16]
 
 
 def pending_payload(ref: str) -> str:
