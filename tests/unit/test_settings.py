@@ -47,11 +47,20 @@ def test_durations(value, seconds):
     assert load_settings([f"--service.commandTimeout={value}"], env=NO_DOTENV).command_timeout == seconds
 
 
+def test_options_that_were_env_reads_at_import():
+    """Webhook retry window, stream cap and task events: Settings options like the others."""
+    s = load_settings(["--webhooks.retryWindow=2m", "--worker.taskEvents=1"],
+                      env={**NO_DOTENV, "EVENTS_MAXLEN": "500"})
+    assert (s.webhook_retry_window, s.events_maxlen, s.worker_task_events) == (120.0, 500, True)
+    assert load_settings([], env=NO_DOTENV).worker_task_events is False
+
+
 @pytest.mark.parametrize("argv", [
     ["--api.port=70000"], ["--api.port=0"], ["--api.port=abc"], ["--dbs.redis=notaurl"],
     ["--dbs.redis=redis://127.0.0.1:99999/0"], ["--dbs.redis=redis://127.0.0.1:6379/abc"],
     ["--log.level=loud"],
-    ["--service.commandTimeout=soon"], ["--no.such=1"],
+    ["--service.commandTimeout=soon"], ["--no.such=1"], ["--worker.taskEvents=maybe"],
+    ["--events.maxLength=0"], ["--webhooks.retryWindow=0s"],
 ])
 def test_bad_values_raise(argv):
     with pytest.raises(ConfigError):
