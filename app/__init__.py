@@ -4,11 +4,14 @@ from __future__ import annotations
 import importlib
 import logging
 
+import redis.exceptions
 from flask import Flask, send_from_directory
 
 from imapapi import __version__
+from imapapi import settings as settings_mod
 from imapapi.errors import ApiError, Unavailable
 
+from . import health, metrics, ui
 from .api import Api
 
 # One resource package per line (app/<name>/routes.py exposing `blp`); append yours.
@@ -29,7 +32,7 @@ log = logging.getLogger("imapapi.api")
 
 
 def _swagger_assets() -> str | None:
-    try:
+    try:   # lazy and optional: without the package /docs loads Swagger UI from the CDN
         import swagger_ui_bundle
     except ImportError:
         return None
@@ -39,8 +42,6 @@ def _swagger_assets() -> str | None:
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app. test_config may set TESTING, REDIS_URL (installed process-wide) and
     TASKS_EAGER (run task functions in-process instead of through a worker)."""
-    from imapapi import settings as settings_mod
-
     app = Flask(__name__, static_folder=None)
     assets = _swagger_assets()
     app.config.update(
@@ -72,8 +73,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         def swagger_assets(filename):
             return send_from_directory(assets, filename, max_age=86400)
 
-    from . import health, metrics, ui
-
     health.init_app(app)
     ui.init_app(app)
     metrics.init_app(app)
@@ -83,8 +82,6 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def _register_fallbacks(app: Flask) -> None:
     """Outcomes nothing else handled: Redis down -> 503 JSON, anything else -> generic 500 JSON."""
-    import redis.exceptions
-
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
     def redis_down(exc):

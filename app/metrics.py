@@ -4,14 +4,17 @@ from __future__ import annotations
 import os
 
 from flask import Flask, request
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
+from prometheus_flask_exporter import PrometheusMetrics
+
+from imapapi import stats
+from imapapi.accounts import STATES
+from imapapi.settings import get_redis
 
 _EXCLUDED = ["/metrics", "/health", "/docs", "/openapi.json", "/static"]
 _api_calls = None
-
-
-def _redis():
-    from imapapi.settings import get_redis
-    return get_redis()
 
 
 # /v1/stats counters apiCall:success|fail, written to Redis once a second (imapapi.stats)
@@ -21,8 +24,7 @@ STATS = None
 def _stats_buffer():
     global STATS
     if STATS is None:
-        from imapapi.stats import Buffer
-        STATS = Buffer(_redis)
+        STATS = stats.Buffer(get_redis)
     return STATS
 
 
@@ -34,12 +36,6 @@ class ConnectionStates:
         return []   # no Redis round trip when the collector is registered
 
     def collect(self):
-        from prometheus_client.core import GaugeMetricFamily
-
-        from imapapi import stats
-        from imapapi.accounts import STATES
-        from imapapi.settings import get_redis
-
         counts = dict.fromkeys(STATES, 0)
         try:
             counts.update(stats.state_counts(get_redis()))
@@ -56,16 +52,13 @@ def init_app(app: Flask):
     """GunicornInternalPrometheusMetrics when PROMETHEUS_MULTIPROC_DIR is set, else a per-app
     registry (so several apps in one test process do not clash on metric names)."""
     global _api_calls
-    from prometheus_client import CollectorRegistry, Counter
-
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not app.testing:
+        # lazy: the multi-process exporter is only for Gunicorn with PROMETHEUS_MULTIPROC_DIR
         from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
         class MultiprocMetrics(GunicornInternalPrometheusMetrics):
             # each scrape builds a fresh registry from the multiproc files; add the live gauge
             def generate_metrics(self, accept_header=None, names=None):
-                from prometheus_client.exposition import choose_encoder
-
                 content, content_type = super().generate_metrics(accept_header, names)
                 live = CollectorRegistry(auto_describe=False)
                 live.register(ConnectionStates())
@@ -82,8 +75,6 @@ def init_app(app: Flask):
                                  ["method", "statusCode", "route"])
         counter = _api_calls
     else:
-        from prometheus_flask_exporter import PrometheusMetrics
-
         registry = CollectorRegistry(auto_describe=True)
         metrics = PrometheusMetrics(app, registry=registry, group_by="url_rule",
                                     excluded_paths=_EXCLUDED)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
+from app import metrics
 from app.api import Blueprint
 from imapapi import __version__, keys, stats
 from imapapi.accounts import STATES
@@ -16,8 +17,6 @@ LICENSE = "MIT"   # pyproject.toml; the original reported AGPL-3.0-or-later
 
 def collect(redis, seconds: int = 3600) -> dict:
     """The /v1/stats body; the web UI's overview calls this too."""
-    from app import metrics
-
     if metrics.STATS is not None:
         metrics.STATS.flush()   # this process's buffered apiCall counts
     connections = dict.fromkeys(STATES, 0)
