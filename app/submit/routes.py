@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from flask import request
 from flask.views import MethodView
 
-from app.api import Blueprint
+from app.api import Blueprint, check_account_id
 from app.tasks import run
 from imapapi import accounts, compose, errors, outbox, producer
 from imapapi import tasknames as T
@@ -93,8 +93,7 @@ class Submit(MethodView):
         (unless `copy` is false or the server is Gmail). An `Idempotency-Key` header makes a
         repeated request return the first one's queueId without sending again.
         """
-        if not account or len(account) > 256:
-            raise errors.BadRequest("Invalid account ID", code="InvalidAccountId")
+        account = check_account_id(account)
         redis, settings = get_redis(), get_settings()
         record = accounts.get_record(redis, account)
         if record is None:
