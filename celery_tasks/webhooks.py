@@ -16,12 +16,15 @@ SWEEP_EVERY = 2.0
 
 @celery.task(name=T.WEBHOOK_DELIVER, acks_late=True, reject_on_worker_lost=True,
              ignore_result=True)
-def deliver(event_id: str, account: str | None = None):
-    """POST one event; acks_late is safe because delivery is idempotent by event id.
-    Failures re-enqueue with a countdown (never sleep in a pool thread)."""
-    outcome, countdown = delivery.deliver_event(get_redis(), event_id)
-    if outcome in ("retry", "busy"):
-        deliver.apply_async(kwargs={"event_id": event_id}, countdown=countdown)
+def deliver(event_id: str | None = None, account: str | None = None):
+    """POST the waiting events of the event's account, in order; acks_late is safe because
+    delivery is idempotent by event id. A head that failed, a busy receiver or a used-up budget
+    re-enqueue with a countdown (never sleep in a pool thread)."""
+    redis = get_redis()
+    account = account or delivery.account_of(redis, event_id)
+    outcome, countdown = delivery.deliver_event(redis, event_id, account=account)
+    if outcome in ("retry", "busy", "more"):
+        deliver.apply_async(kwargs={"event_id": event_id, "account": account}, countdown=countdown)
     return outcome
 
 

@@ -3,7 +3,8 @@
 Jobs live in Redis (events.JOBS/DUE), registered in the same Lua step as the event, so a Celery
 message is only a wake-up: a lost one (sidecar crash before enqueue, worker killed mid-delivery)
 is re-enqueued by `sweep` once its lease passes. Delivery is idempotent by event id (a "sent"
-marker), so a duplicate wake-up never POSTs again after a success.
+marker), so a duplicate wake-up never POSTs again after a success. Each account's events go out
+one at a time in feed order (imapapi.webhook_order).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import time
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,7 +21,7 @@ import requests
 
 from . import keys, producer, stats
 from . import tasknames as T
-from . import webhook_settings
+from . import webhook_order, webhook_settings
 from .keys import WEBHOOK_DUE as DUE
 from .keys import WEBHOOK_JOBS as JOBS
 from .settings import get_settings
@@ -32,7 +34,9 @@ SENT_TTL = 7 * 86400                 # remember delivered ids this long (duplica
 # Seconds a job may sit "enqueued" before the sweeper assumes its task was lost and re-enqueues.
 DELIVERY_LEASE = 20.0
 MAX_BACKOFF = 300.0
-PER_TARGET = 4                       # concurrent POSTs per receiver: a hung one can't take the pool
+# Concurrent POSTs per receiver URL (accounts sharing one receiver run in parallel up to this):
+# a hung receiver can't take the pool.
+PER_TARGET = 8
 BUSY_DELAY = 1.0
 DEAD_MAX = 10000
 USER_AGENT = "imapapi-py/0.1"
@@ -168,8 +172,25 @@ return 1
 """
 
 
-def deliver_event(redis, event_id: str, *, now: float | None = None) -> tuple[str, float]:
-    """Plain function behind the task -> (outcome, countdown for a retry)."""
+def account_of(redis, event_id: str | None) -> str | None:
+    raw = redis.hget(JOBS, event_id) if event_id else None
+    return (json.loads(raw).get("event") or {}).get("account") if raw else None
+
+
+def deliver_event(redis, event_id: str | None, *, account: str | None = None,
+                  now: float | None = None) -> tuple[str, float]:
+    """Plain function behind the task: deliver the queue of the event's account in order ->
+    (outcome of the last attempt, countdown when the task should run again)."""
+    account = account or account_of(redis, event_id)
+    if not account:
+        return attempt_one(redis, event_id, now=now) if event_id else ("gone", 0.0)
+    return webhook_order.drain(redis, account, lambda eid: attempt_one(redis, eid, now=now),
+                               timeout=get_settings().webhook_timeout, lease=DELIVERY_LEASE,
+                               now=time.time)
+
+
+def attempt_one(redis, event_id: str, *, now: float | None = None) -> tuple[str, float]:
+    """One delivery attempt of one event -> (outcome, countdown for a retry)."""
     raw = redis.hget(JOBS, event_id)
     if raw is None:
         return "gone", 0.0
@@ -247,11 +268,16 @@ def resend_dead(redis, event_id: str) -> bool:
         if entry.get("id") != event_id:
             continue
         job = {"stream": entry.get("stream"), "event": entry["event"]}
+        account = entry["event"].get("account")
         pipe = redis.pipeline(transaction=True)
         pipe.lrem(keys.DEAD_LETTERS, 1, raw)
         pipe.delete(sent_key(event_id))
         pipe.hset(JOBS, event_id, json.dumps(job, separators=(",", ":")))
-        pipe.zadd(DUE, {event_id: time.time() + DELIVERY_LEASE})
+        if account:   # at the end of the account's queue: it keeps its seq, it arrives late
+            pipe.eval(webhook_order.PUSH, 2, keys.webhook_queue(account), DUE, event_id,
+                      time.time() + DELIVERY_LEASE)
+        else:
+            pipe.zadd(DUE, {event_id: time.time() + DELIVERY_LEASE})
         pipe.execute()
         enqueue([event_id])
         return True

@@ -46,20 +46,26 @@ def make_event(account: str, event: str, data: dict, *, path: str | None = None,
     return out
 
 
-# KEYS: stream, jobs hash, due zset, account record, then one key per state update.
-# ARGV: maxlen, due-time, n_events, [id, json, deliver(0/1)] * n, then per state update:
+# KEYS: stream, jobs hash, due zset, account record, seq counter, delivery queue, then one key
+#       per state update.
+# ARGV: maxlen, due-time, n_events, [content id, json without id/seq, deliver(0/1),
+#       per-occurrence(0/1)] * n, then per state update:
 #       n_fields, expected_version ('' = any), [field, value] * n_fields.
 # A state update whose stored version differs from expected aborts the whole step (another
 # writer advanced the folder first): nothing is written and the caller recomputes the diff.
+# Every event gets the account's next `seq` here, in commit order, so the feed, the delivery
+# queue and the payload agree on one order. A per-occurrence id hashes the content id with that
+# seq: the same change seen again later (a folder renamed back) is a new occurrence, a new id;
+# a committed event keeps its id through every delivery retry.
 _COMMIT = """
 local maxlen = tonumber(ARGV[1])
 local due = ARGV[2]
 local n = tonumber(ARGV[3])
-local pos = 4 + n * 3
+local pos = 4 + n * 4
 local nkeys = #KEYS
 -- the account was deleted meanwhile: write nothing (no orphan keys under its prefix)
 if redis.call('EXISTS', KEYS[4]) == 0 then return {-2} end
-for k = 5, nkeys do
+for k = 7, nkeys do
   local nf = tonumber(ARGV[pos])
   local expected = ARGV[pos + 1]
   if expected ~= '' then
@@ -68,8 +74,8 @@ for k = 5, nkeys do
   end
   pos = pos + 2 + nf * 2
 end
-pos = 4 + n * 3
-for k = 5, nkeys do
+pos = 4 + n * 4
+for k = 7, nkeys do
   local nf = tonumber(ARGV[pos])
   pos = pos + 2
   for i = 1, nf do
@@ -79,18 +85,25 @@ for k = 5, nkeys do
   end
   if nf == 0 then redis.call('DEL', KEYS[k]) end
 end
-local ids = {}
+local out = {}
 for i = 0, n - 1 do
-  local eid, body, deliver = ARGV[4 + i * 3], ARGV[5 + i * 3], ARGV[6 + i * 3]
+  local b = 4 + i * 4
+  local eid, rest, deliver, occurrence = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local seq = redis.call('INCR', KEYS[5])
+  if occurrence == '1' then eid = string.sub(redis.sha1hex(eid .. ':' .. seq), 1, 32) end
+  -- concatenated, not cjson: cjson would turn empty JSON arrays into objects
+  local body = '{"id":"' .. eid .. '","seq":' .. seq .. ',' .. string.sub(rest, 2)
   local sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'id', eid, 'e', body)
-  ids[#ids + 1] = sid
+  out[#out + 1] = sid
+  out[#out + 1] = eid
+  out[#out + 1] = seq
   if deliver == '1' and redis.call('HEXISTS', KEYS[2], eid) == 0 then
-    -- concatenated, not cjson: cjson would turn empty JSON arrays into objects
     redis.call('HSET', KEYS[2], eid, '{"stream":"' .. sid .. '","event":' .. body .. '}')
-    redis.call('ZADD', KEYS[3], due, eid)
+    -- only a queue's head has a lease (imapapi.webhook_order)
+    if redis.call('RPUSH', KEYS[6], eid) == 1 then redis.call('ZADD', KEYS[3], due, eid) end
   end
 end
-return ids
+return out
 """
 
 # A sidecar's commit carries its lease token (imapapi.leases): refused in the same step when
@@ -106,18 +119,23 @@ class StaleState(Exception):
 
 def append_events(redis, account: str, events: list[dict],
                   state_updates: list[tuple[str, dict | None, str | None]] = (),
-                  *, deliver=None, fence=None) -> list[str]:
+                  *, deliver=None, fence=None, occurrence: bool = False) -> list[str]:
     """Commit events + state together; -> stream ids. Raises StaleState on a version conflict.
+    Each committed event dict gets its final `id` and `seq` (in place).
 
     state_updates: (redis key, {field: value or DELETE} or None to delete the key,
     expected current 'version' field or None for "don't check").
     deliver: predicate(event) -> bool deciding whether a webhook job is registered (default all).
     fence: the writer's lease token (sidecars); leases.Fenced when it is not the current one.
+    occurrence: ids name this commit's occurrence (folder syncs: the state version check makes a
+    change commit once); else the content id is kept (a retried emit() of the same change).
     """
     argv: list = [get_settings().events_maxlen, time.time() + DELIVERY_LEASE, len(events)]
     for ev in events:
         wanted = True if deliver is None else bool(deliver(ev))
-        argv += [ev["id"], json.dumps(ev, separators=(",", ":"), default=str), "1" if wanted else "0"]
+        rest = {k: v for k, v in ev.items() if k not in ("id", "seq")}
+        argv += [ev["id"], json.dumps(rest, separators=(",", ":"), default=str),
+                 "1" if wanted else "0", "1" if occurrence else "0"]
     state_keys = []
     for key, fields, expected in state_updates:
         state_keys.append(key)
@@ -127,9 +145,9 @@ def append_events(redis, account: str, events: list[dict],
             argv += [f, v]
     if fence is not None:
         argv += leases.fence_args(account, fence)
-    res = redis.eval(_COMMIT if fence is None else _COMMIT_FENCED, 4 + len(state_keys),
+    res = redis.eval(_COMMIT if fence is None else _COMMIT_FENCED, 6 + len(state_keys),
                      keys.events(account), JOBS, DUE, keys.account(account),
-                     *state_keys, *argv)
+                     keys.event_seq(account), keys.webhook_queue(account), *state_keys, *argv)
     if res and res[0] == leases.REFUSED:
         raise leases.Fenced(account)
     if res and res[0] == -1:
@@ -140,7 +158,10 @@ def append_events(redis, account: str, events: list[dict],
     for ev in events:
         counts["events:" + ev["event"]] = counts.get("events:" + ev["event"], 0) + 1
     stats.safe_incr(redis, counts)   # /v1/stats; after the commit, so a retry never counts twice
-    return [r.decode() if isinstance(r, bytes) else r for r in res]
+    res = [r.decode() if isinstance(r, bytes) else r for r in res]
+    for i, ev in enumerate(events):
+        ev["id"], ev["seq"] = res[3 * i + 1], int(res[3 * i + 2])
+    return res[0::3]
 
 
 def emit(redis, account: str, event: str, data: dict, *, path: str | None = None,

@@ -118,3 +118,18 @@ def webhook_sent(event_id: str) -> str:
 def webhook_busy(url: str) -> str:
     """ZSET: the in-flight POST slots of one receiver (slot -> start time)."""
     return "ia:wh:busy:" + hashlib.sha1(url.encode()).hexdigest()[:16]
+
+
+def webhook_queue(account_id: str) -> str:
+    """LIST: the account's event ids waiting for delivery, in feed order (one in flight)."""
+    return f"ia:wh:q:{account_id}"
+
+
+def webhook_lock(account_id: str) -> str:
+    """STRING with a TTL: the token of the one delivery task working on the account's queue."""
+    return f"ia:wh:lock:{account_id}"
+
+
+def event_seq(account_id: str) -> str:
+    """STRING counter: the last `seq` given to one of the account's events (gap-free per feed)."""
+    return account_prefix(account_id) + "seq"

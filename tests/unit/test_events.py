@@ -101,8 +101,13 @@ def test_deliver_failing_then_recovering(r, webhook_receiver):
     webhook_receiver.set_mode("flaky", "fail")
     outcome, countdown = wh.deliver_event(r, e["id"])
     assert outcome == "retry" and countdown == 2.0
+    # the account is held until the retry is due: an early wake-up only says when to come back
+    outcome, countdown = wh.deliver_event(r, e["id"])
+    assert outcome == "busy" and 1.0 < countdown <= 2.0
+    r.delete(keys.webhook_lock("acc"))   # as if the 2 s had passed
     assert wh.deliver_event(r, e["id"]) == ("retry", 4.0)
     webhook_receiver.set_mode("flaky", "ok")
+    r.delete(keys.webhook_lock("acc"))
     assert wh.deliver_event(r, e["id"])[0] == "sent"
     assert r.hlen(events.JOBS) == 0 and r.zcard(events.DUE) == 0
 

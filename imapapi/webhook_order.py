@@ -1,0 +1,94 @@
+"""Per-account webhook order: each account's events go out one at a time, in feed order.
+
+The commit appends every wanted event id to the account's queue (keys.webhook_queue) in the
+same Lua step that gives it its `seq`. A delivery task drains one account's queue under a lock
+(one POST in flight per account; different accounts run in parallel in the worker pool). A
+failed POST holds back only its account: the lock becomes a hold until the retry is due, so
+wake-ups for newer events of that account do not jump the queue or shorten the backoff. Only
+the head of a queue has a lease in the due set, so the sweeper re-enqueues one task per stalled
+account, not one per waiting event.
+"""
+from __future__ import annotations
+
+import os
+
+from . import keys
+from .keys import WEBHOOK_DUE as DUE
+
+DRAIN_EVENTS = 100     # per task run; then the task re-enqueues itself (fair to other accounts)
+LOCK_SLACK = 15.0      # the lock outlives one POST timeout by this much (a killed worker's lock)
+HOLD = "hold"          # lock value while the head waits for its retry
+
+_LOCK = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
+local cur = redis.call('GET', KEYS[1]) or ''
+if cur == ARGV[3] then return redis.call('PTTL', KEYS[1]) end
+return -2
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end
+return 0
+"""
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return redis.call('LLEN', KEYS[2])
+"""
+# Done with `id`: drop it from the queue and give the next head a lease (the one due entry).
+_POP = """
+if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then redis.call('LPOP', KEYS[1])
+else redis.call('LREM', KEYS[1], 1, ARGV[1]) end
+local nxt = redis.call('LINDEX', KEYS[1], 0)
+if nxt then redis.call('ZADD', KEYS[2], 'NX', ARGV[2], nxt) end
+return nxt
+"""
+# Append an id (a resent dead letter); it gets a lease when it is the head.
+PUSH = """
+if redis.call('RPUSH', KEYS[1], ARGV[1]) == 1 then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
+return 1
+"""
+
+
+def _s(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def drain(redis, account: str, attempt, *, timeout: float, lease: float, now) -> tuple[str, float]:
+    """Deliver the account's queue head by head with attempt(event_id) -> (outcome, countdown).
+
+    -> (the last attempt's outcome, 0) once the queue is empty; ("more", 0) budget used, call
+    again; ("retry"|"busy", seconds) the head waits; ("held", 0) another task is draining
+    (it sees our event too)."""
+    lock, queue = keys.webhook_lock(account), keys.webhook_queue(account)
+    token = os.urandom(8).hex()
+    ttl_ms = int((timeout + LOCK_SLACK) * 1000)
+    outcome, done = "sent", 0
+    while True:
+        got = int(redis.eval(_LOCK, 1, lock, token, ttl_ms, HOLD))
+        if got == -2:
+            return "held", 0.0
+        if got >= 0:   # a failed head waits for its retry: come back then
+            return "busy", max(0.05, got / 1000.0)
+        try:
+            while True:
+                head = _s(redis.lindex(queue, 0))
+                if head is None:
+                    break
+                if done >= DRAIN_EVENTS:
+                    return "more", 0.0
+                outcome, countdown = attempt(head)
+                if outcome == "retry":
+                    # keep the account held until the retry is due (no early retry by a wake-up)
+                    redis.eval(_RENEW, 1, lock, token, HOLD, int(countdown * 1000))
+                    token = HOLD
+                    return outcome, countdown
+                if outcome == "busy":
+                    return outcome, countdown
+                redis.eval(_POP, 2, queue, DUE, head, now() + lease)
+                done += 1
+                redis.eval(_RENEW, 1, lock, token, token, ttl_ms)
+        finally:
+            left = int(redis.eval(_UNLOCK, 2, lock, queue, token)) if token != HOLD else 1
+        if not left:
+            return outcome, 0.0
+        # a commit landed between our last look and the unlock: take the lock again
