@@ -120,8 +120,11 @@ end
 REFUSED = -3   # what fenced scripts here return when the fence refuses
 
 
-class Fenced(Exception):
-    """The write carried a token that is no longer the account's current lease: not written."""
+class Fenced(ConnectionAbortedError):
+    """The write carried a token that is no longer the account's current lease: not written.
+
+    A ConnectionError on purpose: every handler that drops a broken IMAP connection (and never
+    swallows one) treats it the same way, and the account runtime then stops the account."""
 
 
 def fenced(script: str, refused: str = str(REFUSED)) -> str:

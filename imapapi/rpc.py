@@ -7,6 +7,11 @@ from . import errors, keys
 from .wire import REPLY_TTL, Command, Reply, parse_frame
 
 HEARTBEAT_STALE = 10.0   # seconds without a heartbeat after which a sidecar counts as gone
+# A sidecar beats every second: one silent for this long is dead or frozen. Requests for its
+# accounts answer 503 (state "handover") at once instead of waiting out their deadline, and a
+# live replica answers the commands already queued for it the same way (sidecar/leasing.py).
+HEARTBEAT_SUSPECT = 4.0
+QUEUE_TTL = 120          # a dead sidecar's command list does not outlive the longest deadline
 
 
 def live_sidecars(redis, now: float | None = None) -> list[str]:
@@ -21,13 +26,14 @@ def owner_of(redis, account: str) -> str:
         raise errors.Unavailable("No sidecar holds this account yet. Try again later.")
     sid = sid.decode()
     beat = redis.zscore(keys.SIDECARS, sid)
-    if beat is None or beat < time.time() - HEARTBEAT_STALE:
-        raise errors.Unavailable("The sidecar holding this account is not responding")
+    if beat is None or beat < time.time() - HEARTBEAT_SUSPECT:
+        raise errors.NotConnected("handover")
     return sid
 
 
-# One round trip on the hot path: check the account, its state and its sidecar, then enqueue.
-# Returns {code} on refusal, or {"ok", sid}; the checks are the ones owner_of() documents.
+# One round trip on the hot path: check the account, its state, its lease and its sidecar,
+# then enqueue. Returns {code, detail} on refusal, or {"ok", sid}. Times are Redis's clock
+# (TIME), the one lease expiry and heartbeats are written with.
 _ENQUEUE = """
 local acct = redis.call('HMGET', KEYS[1], 'account', 'state')
 if not acct[1] then return {'AccountNotFound', ''} end
@@ -35,9 +41,17 @@ local state = acct[2] or 'init'
 if ARGV[1] == '1' and state ~= 'connected' then return {'NotConnected', state} end
 local sid = redis.call('HGET', KEYS[2], ARGV[2])
 if not sid then return {'NoOwner', ''} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local beat = redis.call('ZSCORE', KEYS[3], sid)
-if (not beat) or tonumber(beat) < tonumber(ARGV[3]) then return {'StaleOwner', sid} end
-redis.call('LPUSH', ARGV[4] .. sid .. ARGV[5], ARGV[6])
+if (not beat) or tonumber(beat) < now - tonumber(ARGV[3]) then return {'Handover', sid} end
+local lease = redis.call('HGET', KEYS[4], ARGV[2])
+local exp, owner
+if lease then exp, owner = string.match(lease, '^%d+:(%d+):(.*)$') end
+if (not exp) or owner ~= sid or tonumber(exp) <= now * 1000 then return {'Handover', sid} end
+local q = ARGV[4] .. sid .. ARGV[5]
+redis.call('LPUSH', q, ARGV[6])
+redis.call('EXPIRE', q, ARGV[7])
 return {'ok', sid}
 """
 _QUEUE_PREFIX, _QUEUE_SUFFIX = keys.sidecar_commands("\0").split("\0")
@@ -50,9 +64,9 @@ def enqueue(redis, account: str, op: str, args: dict | None = None, *, timeout: 
     if command_id:
         command.id = command_id
     status, detail = redis.eval(
-        _ENQUEUE, 3, keys.account(account), keys.OWNERS, keys.SIDECARS,
-        "1" if require_connected else "0", account, time.time() - HEARTBEAT_STALE,
-        _QUEUE_PREFIX, _QUEUE_SUFFIX, command.dumps())
+        _ENQUEUE, 4, keys.account(account), keys.OWNERS, keys.SIDECARS, keys.LEASES,
+        "1" if require_connected else "0", account, HEARTBEAT_SUSPECT,
+        _QUEUE_PREFIX, _QUEUE_SUFFIX, command.dumps(), QUEUE_TTL)
     status = status.decode() if isinstance(status, bytes) else status
     if status != "ok":
         detail = detail.decode() if isinstance(detail, bytes) else detail
@@ -62,7 +76,8 @@ def enqueue(redis, account: str, op: str, args: dict | None = None, *, timeout: 
             raise errors.NotConnected(detail)
         if status == "NoOwner":
             raise errors.Unavailable("No sidecar holds this account yet. Try again later.")
-        raise errors.Unavailable("The sidecar holding this account is not responding")
+        # the holder stopped beating or its lease ran out: another replica takes over shortly
+        raise errors.NotConnected("handover")
     return command
 
 
@@ -132,4 +147,4 @@ def envelope(fn, *args, **kwargs) -> dict:
 
 
 __all__ = ["call", "enqueue", "wait", "send_reply", "result_of", "result", "iter_stream", "envelope", "owner_of", "live_sidecars",
-           "REPLY_TTL", "HEARTBEAT_STALE"]
+           "REPLY_TTL", "HEARTBEAT_STALE", "HEARTBEAT_SUSPECT"]

@@ -32,7 +32,7 @@ import random
 import threading
 import time
 
-from imapapi import accounts, errors, events
+from imapapi import accounts, errors, events, leases
 from imapapi.ids import MailboxRegistry
 
 from . import idle
@@ -98,6 +98,9 @@ class Session:
         self.registry = MailboxRegistry(redis, account_id)
         self.record: dict = {}
         self.next_tick = float("inf")
+        # The account's lease token (imapapi.leases): every write for the account carries it
+        # and is refused once another replica took the account over. None: no leases (tests).
+        self.fence: int | None = None
         # Kept here for the sync engine (sidecar.sync.engine), per connection:
         self.sync_ctx = None            # its per-connection context, None until on_connected
         self.qresync_enabled = False    # ENABLE QRESYNC succeeded on this connection
@@ -106,8 +109,10 @@ class Session:
 class Account:
     """One account: its main connection (IDLE), extra command connections, retries."""
 
-    def __init__(self, runtime: Runtime, account_id: str, record: dict):
+    def __init__(self, runtime: Runtime, account_id: str, record: dict,
+                 lease: int | None = None):
         self.runtime = runtime
+        self.lease = lease        # the lease token this object was created under (never changes)
         self.id = account_id
         self.record = record
         self.signature = imap_signature(record)
@@ -122,6 +127,7 @@ class Account:
         self.connect_queued = False
         self.backoff = Backoff()
         self.session = Session(account_id, runtime.redis, runtime.settings)
+        self.session.fence = lease
         self.extras = ExtraPool(self)
 
     # -- state -------------------------------------------------------------------------------
@@ -131,14 +137,31 @@ class Account:
         self.state = transition(self.state, event)
         if self.state in PERSISTED:
             try:
-                accounts.set_state(self.runtime.redis, self.id, self.state, error)
+                self._store_state(error)
+            except leases.Fenced:
+                self._fenced()
             except Exception as exc:   # Redis down: keep running, the next transition writes again
                 log.warning("%s: could not store state %s: %s", self.id, self.state, exc)
+
+    def _store_state(self, error: dict | None = None) -> None:
+        if self.lease is None:
+            accounts.set_state(self.runtime.redis, self.id, self.state, error)
+        else:
+            leases.set_state(self.runtime.redis, self.id, self.lease, self.state, error)
 
     def persist_state(self) -> None:
         """Write the in-memory state again (repairs a state another replica overwrote)."""
         if not self.stopped and self.state in PERSISTED:
-            accounts.set_state(self.runtime.redis, self.id, self.state)
+            try:
+                self._store_state()
+            except leases.Fenced:
+                self._fenced()
+
+    def _fenced(self) -> None:
+        """A write was refused: another replica holds the account now. Stop, quietly."""
+        self.stopped = True
+        if self.runtime.leases is not None:
+            self.runtime.leases.lost(self.id, self.lease)
 
     @property
     def connected(self) -> bool:
@@ -176,6 +199,12 @@ class Account:
             return   # deleted meanwhile; the supervisor stops us
         self.record = record
         self.session.record = record
+        if self.runtime.logins is not None:
+            # per-IMAP-host pacing across replicas: a handover is no login flood
+            self.runtime.logins.wait((record.get("imap") or {}).get("host"), self.runtime.stopping)
+        if self.stopped or (self.runtime.leases is not None and self.lease is not None
+                            and not self.runtime.leases.valid(self.id)):
+            return   # handed over or lease lost while waiting: never log in without the lease
         try:
             client, caps = connect(record.get("imap"), self.runtime.settings.command_timeout,
                                    account=self.id, redis=self.runtime.redis)
@@ -186,6 +215,10 @@ class Account:
         self.session.client, self.session.capabilities = client, caps
         try:
             self.runtime.hooks.on_connected(self.session)
+        except leases.Fenced:
+            self._close_main(logout=False)
+            self._fenced()
+            return
         except Exception as exc:
             log.warning("%s: setup after login failed: %s", self.id, exc)
             self._close_main()
@@ -220,7 +253,10 @@ class Account:
             return
         self.error_event = key
         try:
-            events.emit_account_event(self.runtime.redis, self.id, exc.state, exc.error)
+            events.emit_account_event(self.runtime.redis, self.id, exc.state, exc.error,
+                                      fence=self.lease)
+        except leases.Fenced:
+            self._fenced()
         except Exception:
             log.exception("%s: %s event not recorded", self.id, exc.state)
 
@@ -252,13 +288,14 @@ class Account:
         except Exception:
             log.exception("%s: on_disconnected hook failed", self.id)
 
-    def stop(self, wait: float = 5.0) -> None:
-        """Close everything (deleted, handed over, or shutting down)."""
+    def stop(self, wait: float = 5.0, logout: bool = True) -> None:
+        """Close everything (deleted, handed over, or shutting down). logout=False: the lease
+        is lost, another replica may be connected already: just drop the socket, say nothing."""
         self.stopped = True
         self.runtime.reactor.disarm(self, final=True)
         got = self.lock.acquire(timeout=wait)
         try:
-            self._close_main()
+            self._close_main(logout=logout)
         finally:
             if got:
                 self.lock.release()
@@ -303,6 +340,9 @@ class Account:
         try:
             if reactor.current(self, token) and self.client is not None:
                 self._service()
+        except leases.Fenced:
+            self._close_main(logout=False)
+            self._fenced()
         except Exception as exc:
             if is_connection_error(exc):
                 self._dropped(exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
 
 log = logging.getLogger(__name__)
@@ -40,14 +41,18 @@ class Pool:
 
 
 class Ramp:
-    """At most `limit` connection setups at once, FIFO: 1,000 accounts connect without a herd."""
+    """At most `limit` connection setups at once and `rate` started per second, FIFO: 1,000
+    accounts (a cold start, a killed replica's share) connect without a herd."""
 
-    def __init__(self, pool: Pool, limit: int):
+    def __init__(self, pool: Pool, limit: int, rate: float | None = None):
         self.pool = pool
         self.limit = limit
+        self.interval = 1.0 / rate if rate else 0.0
         self.active = 0
         self._q: deque = deque()
         self._lock = threading.Lock()
+        self._next = 0.0            # monotonic time the next setup may start
+        self._timer: threading.Timer | None = None
 
     def submit(self, fn) -> None:
         with self._lock:
@@ -59,8 +64,21 @@ class Ramp:
 
     def _pump(self):
         while self.active < self.limit and self._q:
+            now = time.monotonic()
+            if now < self._next:
+                if self._timer is None:   # one timer resumes the queue when the rate allows
+                    self._timer = threading.Timer(self._next - now, self._resume)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+            self._next = max(now, self._next) + self.interval
             self.active += 1
             self.pool.submit(self._run, self._q.popleft())
+
+    def _resume(self):
+        with self._lock:
+            self._timer = None
+            self._pump()
 
     def _run(self, fn):
         try:

@@ -13,6 +13,8 @@ from imapapi.settings import Settings
 
 from .hooks import SyncHooks
 from .idle import Reactor
+from .leasing import LeaseKeeper
+from .loginrate import LoginGate
 from .pool import Pool, Ramp
 from .sync.engine import SyncEngine
 
@@ -29,6 +31,8 @@ class Runtime:
     reactor   the selector/timer thread accounts arm themselves with
     hooks     change detection (sidecar.hooks.SyncHooks; sidecar.sync.engine.SyncEngine)
     stopping  set once the process shuts down
+    leases    this replica's account leases (sidecar.leasing.LeaseKeeper): tokens, lost()
+    logins    per-IMAP-host login pacing shared by all replicas (sidecar.loginrate.LoginGate)
     """
 
     sid: str
@@ -39,6 +43,8 @@ class Runtime:
     reactor: Reactor
     hooks: SyncHooks
     stopping: threading.Event = field(default_factory=threading.Event)
+    leases: LeaseKeeper | None = None
+    logins: LoginGate | None = None
 
 
 def load_hooks() -> SyncHooks:
@@ -51,8 +57,11 @@ def build(settings: Settings, redis: Redis) -> Runtime:
     the reactor thread starts in Supervisor.run)."""
     sid = settings.sidecar_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     pool = Pool(settings.sidecar_pool)
-    ramp = Ramp(pool, max(2, settings.sidecar_pool // 2))
+    # Connection setups share the pool with IDLE wake-ups and ops: at most half of it.
+    ramp = Ramp(pool, min(settings.sidecar_connect_ramp, max(2, settings.sidecar_pool // 2)),
+                settings.sidecar_connect_rate)
     # A wake-up runs the account's handler in the pool, never on the selector thread.
     reactor = Reactor(lambda account, reason, token: pool.submit(account.on_event, reason, token))
     return Runtime(sid=sid, redis=redis, settings=settings, pool=pool, ramp=ramp,
-                   reactor=reactor, hooks=load_hooks())
+                   reactor=reactor, hooks=load_hooks(),
+                   logins=LoginGate(redis, settings.imap_login_rate))

@@ -1,4 +1,14 @@
-"""Supervisor: heartbeat, rendezvous ownership over live sidecars, account start/stop/restart."""
+"""Supervisor: rendezvous assignment over live replicas, fenced account leases, start/stop/handover.
+
+Which replica SHOULD hold an account is rendezvous hashing over the live heartbeats (a joining
+replica takes about 1/N, a leaving one's accounts spread over the rest). Which replica DOES
+hold it is its lease (imapapi.leases): an Account is created only with a lease token, and every
+write it makes carries that token. Handover is release-after-LOGOUT: the old holder logs out,
+releases the lease and says so on keys.SIDECARS_CHANNEL, the next holder acquires and connects,
+so two replicas never hold sessions for one account at once. A replica that dies keeps its
+leases until they expire (sidecar.leaseTtl); one that was frozen finds them gone or expired and
+drops its connections without writing (sidecar.leasing).
+"""
 from __future__ import annotations
 
 import hashlib
@@ -7,34 +17,18 @@ import logging
 import threading
 import time
 
-from imapapi import keys, rpc
-from imapapi.accounts import get_record, now_iso
+from imapapi import keys, leases, rpc
+from imapapi.accounts import get_record
 
 from . import runtime as runtime_mod
 from .account import Account, imap_signature
+from .leasing import LeaseKeeper
 from .server import CommandServer
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_EVERY = 2.0
 RECONCILE_EVERY = 5.0
-
-# Drop our owner entries (only where we are still the owner) and mark those accounts
-# disconnected; a replica that already took an account over is left alone.
-_RELEASE = """
-local n = 0
-for i, acct in ipairs(ARGV) do
-  if i > 3 and redis.call('HGET', KEYS[1], acct) == ARGV[1] then
-    redis.call('HDEL', KEYS[1], acct)
-    local rk = ARGV[2] .. acct
-    if redis.call('EXISTS', rk) == 1 then
-      redis.call('HSET', rk, 'state', 'disconnected', 'stateChanged', ARGV[3])
-    end
-    n = n + 1
-  end
-end
-return n
-"""
+RETRY_WANTED = 1.0   # accounts assigned to us but still leased elsewhere: try again this often
 
 
 def weight(sid: str, account: str) -> int:
@@ -65,69 +59,85 @@ class Supervisor:
         self.sid = self.runtime.sid
         self.pool = self.runtime.pool
         self.stopping = self.runtime.stopping
+        self.keeper = self.runtime.leases = LeaseKeeper(
+            redis, self.sid, settings.sidecar_lease_ttl, self._lost, info=self._info)
         self.accounts: dict[str, Account] = {}
         self._changed: set[str] = set()
+        self._full = False                   # a replica joined/left: recompute everything
+        self._released: dict[str, int] = {}  # logged out, lease to give up (batched)
+        self._wanted: set[str] = set()       # assigned to us, lease still held elsewhere
         self._wake = threading.Event()
         self._lock = threading.Lock()
 
     def account(self, account_id: str) -> Account | None:
-        """The live Account for an id (the command server looks ops' accounts up here)."""
-        return self.accounts.get(account_id)
+        """The live Account for an id, only while its lease is safe (the command server asks)."""
+        acct = self.accounts.get(account_id)
+        if acct is None or acct.stopped or not self.keeper.valid(account_id):
+            return None
+        return acct
 
     def stop(self) -> None:
         """Ask run() to shut down (signal handlers call this)."""
         self.stopping.set()
         self._wake.set()
 
-    # -- ownership ---------------------------------------------------------------------------
-    def heartbeat(self) -> None:
-        self.redis.zadd(keys.SIDECARS, {self.sid: time.time()})
+    def _info(self) -> dict:
+        accts = list(self.accounts.values())
+        return {"accounts": len(accts), "connected": sum(1 for a in accts if a.connected),
+                "connecting": self.runtime.ramp.pending(),
+                "loginWait": round(self.runtime.logins.waited, 1) if self.runtime.logins else 0}
+
+    # -- assignment -------------------------------------------------------------------------
+    def _live(self) -> set[str]:
+        """Replicas that beat within rpc.HEARTBEAT_SUSPECT (Redis clock). A silent one's
+        accounts are assigned to the others at once; they connect when its leases expire."""
+        now = leases.redis_now_ms(self.redis) / 1000.0
+        beats = self.redis.zrangebyscore(keys.SIDECARS, now - rpc.HEARTBEAT_SUSPECT, "+inf")
+        return {b.decode() for b in beats} | {self.sid}
 
     def reconcile_all(self) -> None:
         members = {m.decode() for m in self.redis.smembers(keys.ACCOUNTS)}
-        live = set(rpc.live_sidecars(self.redis)) | {self.sid}
+        live = self._live()
         mine = owned(members, live, self.sid)
         with self._lock:
             current = set(self.accounts)
-        for account_id in current - mine:
-            self._stop(account_id)
-        names = sorted(mine)
+            self._wanted = set()
+        self._hand_over(current - mine)
+        self._take(sorted(mine - current))
+        names = sorted(mine & current)
         pipe = self.redis.pipeline(transaction=False)
         for account_id in names:
             pipe.hmget(keys.account(account_id), "imap", "path", "reconnectRequested", "state")
-        fields = pipe.execute()
-        for account_id, (imap, path, forced, stored) in zip(names, fields):
+        for account_id, (imap, path, forced, stored) in zip(names, pipe.execute()):
             acct = self.accounts.get(account_id)
             if acct is None:
-                self.reconcile_one(account_id, live)
-            elif imap is not None and acct.signature != _signature_raw(imap, path, forced):
-                self.reconcile_one(account_id)   # missed a notification: compare and restart
+                continue
+            if imap is not None and acct.signature != _signature_raw(imap, path, forced):
+                self.reconcile_one(account_id, live)   # missed a notification: compare, restart
             elif acct.state == "connected" and stored not in (None, b"connected"):
-                # A replica that briefly owned the account marked it disconnected on its way
-                # out, while our connection stayed up: the holder's truth wins.
-                acct.persist_state()
-        held = {a: self.sid for a in names if a in self.accounts}
-        if held:
-            # Re-assert ownership (repairs entries another replica removed while handing over).
-            self.redis.hset(keys.OWNERS, mapping=held)
+                acct.persist_state()   # repaired under our lease (the write is fenced)
+
+    def reconcile_changed(self, names: set[str]) -> None:
+        live = self._live()
+        take = []
+        with self._lock:
+            self._wanted.difference_update(names)
+        for account_id in sorted(names):
+            if account_id in self.accounts:
+                self.reconcile_one(account_id, live)
+            elif owner(account_id, live) == self.sid:
+                take.append(account_id)
+        self._take(take)
 
     def reconcile_one(self, account_id: str, live: set[str] | None = None) -> None:
         record = get_record(self.redis, account_id)
-        if live is None:
-            live = set(rpc.live_sidecars(self.redis)) | {self.sid}
+        live = live if live is not None else self._live()
         if record is None or owner(account_id, live) != self.sid:
-            self._stop(account_id)
+            self._hand_over([account_id])
             return
-        with self._lock:
-            acct = self.accounts.get(account_id)
-            if acct is None:
-                acct = self.accounts[account_id] = Account(self.runtime, account_id, record)
-                new = True
-            else:
-                new = False
-        if new:
-            self.redis.hset(keys.OWNERS, account_id, self.sid)
-            acct.start()
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            self._take([account_id])
             return
         signature = imap_signature(record)
         if signature != acct.signature:
@@ -135,37 +145,89 @@ class Supervisor:
             acct.signature, acct.record = signature, record
             acct.restart()
 
-    def _stop(self, account_id: str) -> None:
+    def _take(self, names) -> None:
+        """Acquire the leases we can (free, released or expired) and connect those accounts."""
+        if not names or self.stopping.is_set():
+            return
+        got = self.keeper.acquire(names)
         with self._lock:
-            acct = self.accounts.pop(account_id, None)
-        if acct is not None:
-            log.info("%s: stopping", account_id)
+            self._wanted.difference_update(names)
+            self._wanted.update(a for a in names if a not in got)
+        for account_id, token in got.items():
+            with self._lock:
+                acct = self.accounts.get(account_id)
+                if acct is not None and acct.lease == token and not acct.stopped:
+                    continue
+            record = get_record(self.redis, account_id)
+            if record is None:   # deleted meanwhile
+                self.keeper.release({account_id: token})
+                continue
+            with self._lock:
+                old = self.accounts.get(account_id)
+                acct = self.accounts[account_id] = Account(self.runtime, account_id, record,
+                                                           lease=token)
+            if old is not None:   # an object from an older lease: it must not talk any more
+                old.stopped = True
+                self.pool.submit(old.stop, 0.5, False)
+            acct.start()
+
+    def _hand_over(self, names) -> None:
+        """Not ours any more (rebalance, deletion): LOGOUT, then release the lease."""
+        for account_id in names:
+            with self._lock:
+                acct = self.accounts.pop(account_id, None)
+            if acct is None:
+                continue
+            log.info("%s: handing over", account_id)
             acct.stopped = True
-            self._release([account_id])
-            self.pool.submit(acct.stop)
+            self.pool.submit(self._logout_then_release, acct)
 
-    def _release(self, names: list[str]) -> None:
-        for start in range(0, len(names), 1000):
-            self.redis.eval(_RELEASE, 1, keys.OWNERS, self.sid, keys.account(""), now_iso(),
-                            *names[start:start + 1000])
+    def _logout_then_release(self, acct: Account, wait: float = 1.0) -> None:
+        try:
+            acct.stop(wait=wait)
+        finally:
+            with self._lock:
+                if acct.lease is not None:
+                    self._released[acct.id] = acct.lease
+            self._wake.set()
 
-    # -- threads -----------------------------------------------------------------------------
+    def _flush_released(self) -> None:
+        with self._lock:
+            batch, self._released = self._released, {}
+        if batch:
+            try:
+                self.keeper.release(batch)
+            except Exception as exc:   # they expire instead; the next owner waits the TTL
+                log.warning("could not release %d leases: %s", len(batch), exc)
+
+    def _lost(self, names: list[str]) -> None:
+        """The keeper found leases gone or unsafe: drop those connections without a word."""
+        for account_id in names:
+            with self._lock:
+                acct = self.accounts.get(account_id)
+                if acct is None or (self.keeper.token(account_id) == acct.lease
+                                    and acct.lease is not None):
+                    continue   # re-acquired meanwhile under a new token: keep
+                self.accounts.pop(account_id, None)
+            acct.stopped = True
+            self.pool.submit(acct.stop, 0.2, False)
+        self._wake.set()
+
+    # -- threads ----------------------------------------------------------------------------
     def _listen(self) -> None:
-        """Account changes from the API arrive here within milliseconds."""
+        """Account changes from the API and replica news arrive here within milliseconds."""
         while not self.stopping.is_set():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub.subscribe(keys.ACCOUNTS_CHANNEL)
+                pubsub.subscribe(keys.ACCOUNTS_CHANNEL, keys.SIDECARS_CHANNEL)
                 while not self.stopping.is_set():
                     msg = pubsub.get_message(timeout=0.5)
                     if msg and msg.get("type") == "message":
-                        data = msg["data"]
-                        with self._lock:
-                            self._changed.add(data.decode() if isinstance(data, bytes) else data)
-                        self._wake.set()
+                        self._on_message(msg)
             except Exception as exc:
                 log.warning("account channel failed (%s); resubscribing", exc)
-                self._wake.set()   # changes may have been missed: the loop does a full pass
+                self._full = True   # changes may have been missed: the loop does a full pass
+                self._wake.set()
                 self.stopping.wait(1)
             finally:
                 try:
@@ -173,18 +235,29 @@ class Supervisor:
                 except Exception:
                     pass
 
-    def _beat(self) -> None:
-        """Own thread: a long reconcile pass (10,000 accounts) must not make us look dead."""
-        while not self.stopping.wait(HEARTBEAT_EVERY):
-            try:
-                self.heartbeat()
-            except Exception as exc:
-                log.warning("heartbeat failed: %s", exc)
+    def _on_message(self, msg) -> None:
+        channel = msg["channel"].decode() if isinstance(msg["channel"], bytes) else msg["channel"]
+        data = msg["data"].decode() if isinstance(msg["data"], bytes) else msg["data"]
+        with self._lock:
+            if channel == keys.ACCOUNTS_CHANNEL:
+                self._changed.add(data)
+            else:
+                try:
+                    news = json.loads(data)
+                except ValueError:
+                    return
+                if news.get("by") == self.sid or news.get("joined") == self.sid:
+                    return
+                if "released" in news:
+                    self._changed.update(news["released"])
+                else:   # joined / left: the assignment changes for everyone
+                    self._full = True
+        self._wake.set()
 
     def run(self) -> None:
         while not self.stopping.is_set():   # a container may start before Redis is up
             try:
-                self.heartbeat()
+                self.keeper.heartbeat()
                 break
             except Exception as exc:
                 log.warning("Redis not reachable (%s); retrying", exc)
@@ -195,21 +268,30 @@ class Supervisor:
         server = CommandServer(self.runtime, self.account)
         server.start()
         threading.Thread(target=self._listen, name="account-channel", daemon=True).start()
-        threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
-        log.info("sidecar %s started (pool %d)", self.sid, self.settings.sidecar_pool)
-        last_full = 0.0
+        threading.Thread(target=self.keeper.run, args=(self.stopping,), name="leases",
+                         daemon=True).start()
+        self.redis.publish(keys.SIDECARS_CHANNEL, json.dumps({"joined": self.sid}))
+        log.info("sidecar %s started (pool %d, lease %gs)", self.sid, self.settings.sidecar_pool,
+                 self.settings.sidecar_lease_ttl)
+        last_full = last_wanted = 0.0
         while not self.stopping.is_set():
             now = time.time()
             try:
-                if now - last_full >= RECONCILE_EVERY:
+                self._flush_released()
+                with self._lock:
+                    changed, self._changed = self._changed, set()
+                    full, self._full = self._full, False
+                if full or now - last_full >= RECONCILE_EVERY:
                     self.reconcile_all()
                     for acct in list(self.accounts.values()):
                         acct.extras.reap(now)
-                    last_full = now
-                with self._lock:
-                    changed, self._changed = self._changed, set()
-                for account_id in changed:
-                    self.reconcile_one(account_id)
+                    last_full = last_wanted = now
+                elif changed:
+                    self.reconcile_changed(changed)
+                if self._wanted and now - last_wanted >= RETRY_WANTED:
+                    last_wanted = now
+                    self.reconcile_changed(set(self._wanted))   # re-checks the assignment too
+                self._flush_released()
             except Exception:
                 log.exception("supervisor pass failed")
             self._wake.wait(0.5)
@@ -218,29 +300,40 @@ class Supervisor:
         self.shutdown()
 
     def shutdown(self, budget: float = 4.0) -> None:
-        """LOGOUT every connection (in parallel, bounded), give up ownership, stop heartbeating."""
+        """Leave the live set, LOGOUT every connection (in parallel, bounded) and release each
+        lease as its LOGOUT completes, so the next owners connect within seconds."""
+        try:
+            self.keeper.leave()
+        except Exception:
+            log.exception("could not leave the live set")
         with self._lock:
             accts, self.accounts = list(self.accounts.values()), {}
-        try:
-            self._release([a.id for a in accts])
-        except Exception:
-            log.exception("could not release ownership")
         done = threading.Semaphore(0)
         for acct in accts:
             acct.stopped = True
 
             def job(a=acct):
                 try:
-                    a.stop(wait=1.0)
+                    self._logout_then_release(a)
                 finally:
                     done.release()
             self.pool.submit(job)
         deadline = time.time() + budget
-        for _ in accts:
-            if not done.acquire(timeout=max(0.0, deadline - time.time())):
-                break
+        left = len(accts)
+        while left and time.time() < deadline:
+            if done.acquire(timeout=min(0.1, max(0.0, deadline - time.time()))):
+                left -= 1
+                while left and done.acquire(blocking=False):
+                    left -= 1
+            self._flush_released()   # batches: one round trip per ~100 ms of LOGOUTs
+        # What did not log out in time is released anyway: we are exiting, its socket closes.
+        with self._lock:
+            for acct in accts:
+                if acct.lease is not None and self.keeper.token(acct.id) == acct.lease:
+                    self._released.setdefault(acct.id, acct.lease)
+        self._flush_released()
         try:
-            self.redis.zrem(keys.SIDECARS, self.sid)
+            self.keeper.leave()
         except Exception:
             pass
         self.runtime.reactor.stop()

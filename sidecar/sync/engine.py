@@ -75,7 +75,7 @@ class SyncEngine(SyncHooks):
         try:
             ev.emit_account_event(session.redis, session.account, "authenticationSuccess",
                                   {"user": ((session.record or {}).get("imap") or {}).get("auth", {})
-                                   .get("user")})
+                                   .get("user")}, fence=getattr(session, "fence", None))
         except Exception:
             log.exception("%s: authenticationSuccess event failed", session.account)
         self._pass(session, ctx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from imapapi import events as ev
-from imapapi import ids, keys
+from imapapi import ids, keys, leases
 from imapapi.delivery import enqueue
 
 from sidecar.imap import codec
@@ -35,9 +35,14 @@ class FolderSync:
     # -- commit --------------------------------------------------------------------------------
     def commit(self, events: list[dict], updates: list, *, retry_stale: bool = False) -> None:
         ids_wanted = [e["id"] for e in events if self.wanted(e)]
+        # fence: the lease token; refused (leases.Fenced) once another replica holds the account
+        fence = getattr(self.session, "fence", None)
         ev.append_events(self.redis, self.account, events, updates,
-                         deliver=lambda e: e["id"] in ids_wanted)
-        if events:
+                         deliver=lambda e: e["id"] in ids_wanted, fence=fence)
+        if events and fence is not None:
+            leases.hset_existing(self.redis, keys.account(self.account), "sync", ev.now_iso(),
+                                 self.account, fence)
+        elif events:
             # syncTime in the account listing; never recreate a record deleted meanwhile
             self.redis.eval("if redis.call('EXISTS', KEYS[1]) == 1 then "
                             "redis.call('HSET', KEYS[1], 'sync', ARGV[1]) end",
