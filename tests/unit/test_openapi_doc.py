@@ -2,6 +2,9 @@
 a string), and every $ref resolves."""
 from __future__ import annotations
 
+from app.mailboxes.schemas import MailboxCreatedSchema, MailboxListSchema
+from app.messages.schemas import MessageDetailsSchema, MessageListSchema
+
 from .api_helpers import app, client  # noqa: F401  (fixtures)
 
 NO_BODY = {"204", "205", "304"}
@@ -110,3 +113,16 @@ def test_listing_entries_are_documented(client):  # noqa: F811
     assert "from" in schemas["MessageEntry"]["properties"]
     assert schemas["MailboxList"]["properties"]["mailboxes"]["items"] == {
         "$ref": "#/components/schemas/Mailbox"}
+
+
+def test_documenting_schemas_leave_sidecar_bodies_as_they_are():
+    entry = {"id": "AAAB", "uid": 1, "from": None, "attachments": [{"id": "x", "new": 1}],
+             "notInTheSchema": True}
+    listing = {"total": 1, "page": 0, "pages": 1, "messages": [entry]}
+    assert MessageListSchema().dump(listing) == listing
+    assert MessageDetailsSchema().dump({**entry, "headers": {"x": ["y"]}}) == {
+        **entry, "headers": {"x": ["y"]}}
+    boxes = {"mailboxes": [{"path": "INBOX", "messages": None, "extra": "kept"}]}
+    assert MailboxListSchema().dump(boxes) == boxes
+    assert MailboxCreatedSchema().dump({"path": "A", "created": True}) == {"path": "A",
+                                                                            "created": True}
