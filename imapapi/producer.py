@@ -8,9 +8,10 @@ Redis client per channel), JSON serializer and queue routes (tasknames.ROUTES). 
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import before_task_publish
 
+from . import queues, transport
 from . import tasknames as T
-from . import transport
 from .settings import get_settings
 
 
@@ -59,6 +60,8 @@ class _LazyCelery:
 
 
 celery = _LazyCelery()
+# Every message carries its publish time, so the worker's metrics can show the oldest job's age.
+before_task_publish.connect(queues.stamp, weak=False)
 
 
 def send(name: str, kwargs: dict, **options):

@@ -135,6 +135,11 @@ class Redactor:
         self._secret_tag: bytes | None = None   # until this tag's reply, client data is secret
         self._sasl = False                       # ... and server continuations too (SASL)
 
+    @property
+    def in_secret(self) -> bool:
+        """Inside a LOGIN-with-literals or AUTHENTICATE exchange (client data is secret)."""
+        return self._secret_tag is not None
+
     @staticmethod
     def _text(data: bytes) -> str:
         text = data.rstrip(b"\r\n").decode("utf-8", "replace")

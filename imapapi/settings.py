@@ -87,6 +87,10 @@ class Settings:
     events_maxlen: int = 10000
     # Force Celery task events (-E, ~1 ms per task); Flower switches them on by itself anyway.
     worker_task_events: bool = False
+    # Prometheus endpoints of the sidecar and the worker (None: off) and their bind address.
+    sidecar_metrics_port: int | None = None
+    worker_metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     extra: dict = field(default_factory=dict)
 
     @property
@@ -121,6 +125,9 @@ OPTIONS: dict[str, tuple[str, str, str]] = {
     "webhooks.retryWindow": ("webhook_retry_window", "WEBHOOK_RETRY_WINDOW", "duration"),
     "events.maxLength": ("events_maxlen", "EVENTS_MAXLEN", "posint"),
     "worker.taskEvents": ("worker_task_events", "WORKER_TASK_EVENTS", "bool"),
+    "sidecar.metricsPort": ("sidecar_metrics_port", "SIDECAR_METRICS_PORT", "port"),
+    "worker.metricsPort": ("worker_metrics_port", "WORKER_METRICS_PORT", "port"),
+    "metrics.host": ("metrics_host", "METRICS_HOST", "str"),
 }
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True,
           "0": False, "false": False, "no": False, "off": False}

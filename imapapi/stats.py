@@ -21,6 +21,8 @@ MAX_WINDOW = 7 * 86400
 
 
 bucket_key = keys.stats_bucket
+# In-process observers of every safe_incr (the sidecar's and worker's Prometheus counters).
+ON_INCR: list = []
 
 
 def _minute(ts: float) -> datetime:
@@ -45,6 +47,11 @@ def incr(redis, counts: dict[str, int], *, now: float | None = None) -> None:
 
 def safe_incr(redis, counts: dict[str, int]) -> None:
     """incr that never fails the caller: a lost dashboard count must not fail a delivery."""
+    for hook in ON_INCR:
+        try:
+            hook(counts)
+        except Exception:   # metrics must never fail the caller either
+            pass
     try:
         incr(redis, counts)
     except Exception:   # Redis hiccup: the counter is approximate by design

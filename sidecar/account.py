@@ -35,7 +35,7 @@ import time
 from imapapi import accounts, errors, events, leases
 from imapapi.ids import MailboxRegistry
 
-from . import idle
+from . import idle, metrics
 from .backoff import Backoff
 from .connection import ConnectFailure, close_quietly, connect, is_connection_error
 from .extra import ExtraPool
@@ -134,6 +134,7 @@ class Account:
     def _move(self, event: str, error: dict | None = None) -> None:
         if self.stopped:
             return   # a job that finished after stop() must not touch state
+        metrics.on_transition(self.state, event)
         self.state = transition(self.state, event)
         if self.state in PERSISTED:
             try:

@@ -14,6 +14,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 
 from imapapi import authserver, errors
 
+from . import wiretap
 from .imap import compat
 
 _contexts: dict[tuple, ssl.SSLContext] = {}
@@ -133,6 +134,9 @@ def connect(imap: dict, timeout: float, *, account: str | None = None,
         client = IMAPClient(imap["host"], port=port, ssl=secure, ssl_context=ctx,
                             timeout=compat.SocketTimeout(connect=timeout, read=max(timeout, LOGIN_TIMEOUT)))
         _keepalive(compat.raw_socket(client))
+        # before LOGIN: the protocol log (when on) starts with the redacted login
+        wiretap.attach(client, account, redis,
+                       f"connected to {imap['host']}:{port}{' (TLS)' if secure else ''}")
         client.folder_encode = False    # paths stay exactly as the server lists them (ids use them)
         client.normalise_times = False  # keep the zone so dates convert to UTC correctly
         caps = client.capabilities()

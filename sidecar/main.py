@@ -7,6 +7,7 @@ import threading
 
 from imapapi import settings as settings_mod
 
+from . import metrics
 from .imap import fetchparse
 from .supervisor import Supervisor
 
@@ -29,6 +30,7 @@ def run(settings=None) -> int:
     # FETCH replies are parsed with our faster lexer (same result as imapclient's own parser).
     fetchparse.install()
     sup = Supervisor(settings, settings_mod.get_redis())
+    metrics.serve(settings, sup)   # sidecar.metricsPort (off when unset)
     if threading.current_thread() is threading.main_thread():
         def on_signal(signum, _frame):
             logging.getLogger(__name__).info("signal %s: shutting down", signum)

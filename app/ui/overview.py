@@ -4,24 +4,13 @@ from __future__ import annotations
 import os
 import time
 
-from imapapi import keys, rpc
+from imapapi import keys, queues, rpc
 from imapapi.settings import get_redis, get_settings
 
 from .common import bp, page
 
-PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")   # kombu's Redis priority lists
-
-
 def queue_depths(redis) -> dict[str, int]:
-    """Messages waiting per Celery queue (every priority list of it), one round trip."""
-    names = [q.strip() for q in get_settings().worker_queues.split(",") if q.strip()]
-    pipe = redis.pipeline(transaction=False)
-    for name in names:
-        for suffix in PRIORITY_SUFFIXES:
-            pipe.llen(name + suffix)
-    lengths = pipe.execute()
-    n = len(PRIORITY_SUFFIXES)
-    return {name: sum(lengths[i * n:(i + 1) * n]) for i, name in enumerate(names)}
+    return queues.depths(redis, queues.names(get_settings().worker_queues))
 
 
 def sidecars(redis, now: float) -> list[dict]:
@@ -53,6 +42,7 @@ def overview_data(redis) -> dict:
                      "dead": counters.get("webhooks:dead", 0)},
         "dead_letters": redis.llen(keys.DEAD_LETTERS),
         "queues": queue_depths(redis),
+        "ages": queues.oldest_ages(redis, queues.names(get_settings().worker_queues), now),
         "outbox": {"total": redis.zcard(keys.OUTBOX), "due": redis.zcard(keys.OUTBOX_DUE)},
         "sidecars": sidecars(redis, now),
         "flower": os.environ.get("FLOWER_URL"),

@@ -18,7 +18,7 @@ from imapclient import response_parser as _rp
 CLASS_NAMES = {
     IMAPClient: ("_set_read_timeout", "_normalise_folder"),
     imaplib.IMAP4: ("_get_line", "_command", "_command_complete", "_untagged_response",
-                    "_simple_command", "read", "send", "noop"),
+                    "_simple_command", "read", "readline", "send", "noop"),
 }
 # Set in the class's methods (`self.<name> = ...`), so only the source shows them.
 INSTANCE_NAMES = {
@@ -86,6 +86,17 @@ def set_read_timeout(client, connect: float, read: float) -> None:
 def restore_read_timeout(client) -> None:
     """Back to the client's configured (blocking, timed) read timeout."""
     client._set_read_timeout()
+
+
+def wrap_io(client, send, readline, read) -> tuple:
+    """Route imaplib's socket I/O through the given callables (sidecar.wiretap): every write
+    (commands, literals, DONE) goes through send(data), every line read through readline(),
+    every literal read through read(size). -> imaplib's own (send, readline, read) to call on.
+    Instance attributes, so imaplib's internal self.readline()/self.send() calls see them."""
+    imap = client._imap
+    originals = (imap.send, imap.readline, imap.read)
+    imap.send, imap.readline, imap.read = send, readline, read
+    return originals
 
 
 # -- reading imaplib's stream directly (IDLE) --------------------------------------------------

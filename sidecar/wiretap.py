@@ -1,0 +1,192 @@
+"""Taps every IMAP connection's byte stream: protocol log lines (when on) and protocol metrics.
+
+`attach(client, account, redis)` wraps the connection's send/readline/read (through
+sidecar.imap.compat). Every connection is tapped, so logging turns on or off for live
+connections without a reconnect: the `logs` setting is re-read when the API announces a change
+(keys.SETTINGS_CHANNEL) and every RELOAD_EVERY seconds. With logging off a line costs a
+dict lookup plus the metric updates; with it on, entries are buffered per connection and written
+in one round trip when a command completes (imapapi.protolog.append).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+
+from imapapi import keys, protolog
+
+from . import metrics
+from .imap import compat
+
+log = logging.getLogger(__name__)
+
+RELOAD_EVERY = 30.0
+FLUSH_LINES = 200           # write a batch at least this often, even inside one long reply
+_TAGGED = re.compile(rb"^([A-Za-z0-9.]+) (OK|NO|BAD)\b", re.I)
+_COMMAND = re.compile(rb"^([A-Za-z0-9.]+) (UID )?([A-Za-z]+)", re.I)
+_LITERAL = re.compile(rb"\{(\d+)\+?\}\r?\n?$")
+_UNTAGGED = re.compile(rb"^\* (?:\d+ )?([A-Za-z]+)")
+
+
+class LogSettings:
+    """The current `logs` setting in this process, refreshed from Redis by a daemon thread."""
+
+    def __init__(self):
+        self.value = dict(protolog.DEFAULTS)
+        self._thread = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+
+    def enabled(self, account: str) -> bool:
+        return protolog.enabled(self.value, account)
+
+    def start(self, redis) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._reload(redis)
+            self._thread = threading.Thread(target=self._run, args=(redis,), daemon=True,
+                                            name="protolog-settings")
+            self._thread.start()
+
+    def _reload(self, redis) -> None:
+        try:
+            self.value = protolog.get(redis)
+        except Exception as exc:   # Redis down: keep the last known setting
+            log.debug("logs setting not reloaded: %s", exc)
+
+    def _run(self, redis) -> None:
+        while True:
+            pubsub = None
+            try:
+                pubsub = redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(keys.SETTINGS_CHANNEL)
+                deadline = time.monotonic() + RELOAD_EVERY
+                while True:
+                    msg = pubsub.get_message(timeout=1.0)
+                    if msg or time.monotonic() >= deadline:
+                        self._reload(redis)
+                        deadline = time.monotonic() + RELOAD_EVERY
+            except Exception as exc:
+                log.debug("settings channel failed (%s); resubscribing", exc)
+                time.sleep(1.0)
+            finally:
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except Exception:
+                        pass
+
+
+SETTINGS = LogSettings()
+
+
+class Tap:
+    """One connection's wrapper (installed over imaplib's send/readline/read)."""
+
+    def __init__(self, client, account: str, redis, label: str = ""):
+        self.account = account
+        self.redis = redis
+        self.cid = os.urandom(5).hex()
+        self.redactor = protolog.Redactor()
+        self.buffer: list[dict] = []
+        self.pending: dict[bytes, tuple[str, float]] = {}   # tag -> (command, started)
+        self.client_literal = False
+        self.after_literal = False
+        self._send, self._readline, self._read = compat.wrap_io(
+            client, self.send, self.readline, self.read)
+        if label:
+            self._log("i", label)
+
+    # -- logging -----------------------------------------------------------------------------
+    def _log(self, src: str, msg: str) -> None:
+        self.buffer.append(protolog.entry(src, self.cid, msg))
+        if len(self.buffer) >= FLUSH_LINES:
+            self.flush()
+
+    def flush(self) -> None:
+        entries, self.buffer = self.buffer, []
+        setting = SETTINGS.value
+        if not entries or not protolog.enabled(setting, self.account):
+            return
+        try:
+            protolog.append(self.redis, self.account, entries, setting["maxLogLines"])
+        except Exception as exc:   # a log is best effort: never fail the IMAP command
+            log.debug("%s: protocol log not written: %s", self.account, exc)
+
+    # -- the wrapped calls -------------------------------------------------------------------
+    def send(self, data: bytes):
+        result = self._send(data)
+        metrics.BYTES.labels("out").inc(len(data))
+        logging_on = SETTINGS.enabled(self.account)
+        if self.client_literal:
+            self.client_literal, self.after_literal = False, True
+            if logging_on:
+                self._log("c", self.redactor.literal(bytes(data), "c"))
+            return result
+        if self.after_literal and data == b"\r\n":
+            self.after_literal = False
+            return result
+        self.after_literal = False
+        match = _COMMAND.match(data)
+        if match and match.group(1) not in self.pending:
+            name = (match.group(3).upper()).decode("ascii", "replace")
+            if match.group(2):
+                name = "UID " + name
+            self.pending[match.group(1)] = (name, time.monotonic())
+        if _LITERAL.search(data):
+            self.client_literal = True
+        if logging_on:
+            self._log("c", self.redactor.client(bytes(data)))
+        elif match and match.group(3).upper() in (b"LOGIN", b"AUTHENTICATE"):
+            self.redactor.client(bytes(data))   # keep the SASL state right if logging turns on
+        return result
+
+    def readline(self):
+        line = self._readline()
+        metrics.BYTES.labels("in").inc(len(line))
+        done = False
+        if line.startswith(b"* "):
+            if not self.pending or any(c == "IDLE" for c, _ in self.pending.values()):
+                kind = _UNTAGGED.match(line)
+                metrics.PUSHES.labels(kind.group(1).upper().decode("ascii", "replace")
+                                      if kind else "OTHER").inc()
+        elif not line.startswith(b"+"):
+            match = _TAGGED.match(line)
+            if match:
+                started = self.pending.pop(match.group(1), None)
+                if started:
+                    metrics.COMMAND_SECONDS.labels(started[0]).observe(
+                        time.monotonic() - started[1])
+                done = True
+        if SETTINGS.enabled(self.account):
+            self._log("s", self.redactor.server(line))
+            if done or line.startswith(b"+"):
+                self.flush()
+        else:
+            if self.redactor.in_secret:
+                self.redactor.server(line)   # only to see the SASL exchange end
+            if self.buffer:
+                self.buffer = []
+        return line
+
+    def read(self, size: int):
+        data = self._read(size)
+        metrics.BYTES.labels("in").inc(len(data))
+        if SETTINGS.enabled(self.account):
+            self._log("s", self.redactor.literal(bytes(data), "s"))
+        return data
+
+
+def attach(client, account: str | None, redis, label: str = "") -> Tap | None:
+    """Tap a freshly opened connection (before LOGIN, so the login is logged redacted)."""
+    if not account or redis is None:
+        return None
+    try:
+        SETTINGS.start(redis)
+        return Tap(client, account, redis, label)
+    except Exception as exc:   # an imaplib without the names we wrap: run untapped
+        log.warning("protocol tap not installed: %s", exc)
+        return None
