@@ -27,6 +27,8 @@ PUSHES = Counter("imap_pushes", "Untagged server pushes received while idle (IDL
                  ["type"], registry=REGISTRY)
 RECONNECTS = Counter("imap_reconnects", "Connection attempts after the first, by why",
                      ["reason"], registry=REGISTRY)
+LOG_DROPPED = Counter("imap_protocol_log_dropped", "Protocol log lines not stored (Redis slow "
+                      "or down)", registry=REGISTRY)
 EVENTS = Counter("imap_events", "Change events committed (webhook/changes feed), by type",
                  ["event"], registry=REGISTRY)
 

@@ -4,13 +4,15 @@
 sidecar.imap.compat). Every connection is tapped, so logging turns on or off for live
 connections without a reconnect: the `logs` setting is re-read when the API announces a change
 (keys.SETTINGS_CHANNEL) and every RELOAD_EVERY seconds. With logging off a line costs a
-dict lookup plus the metric updates; with it on, entries are buffered per connection and written
-in one round trip when a command completes (imapapi.protolog.append).
+dict lookup plus the metric updates; with it on, entries are buffered per connection and handed
+to a writer thread when a command completes (one Redis round trip per batch, off the command's
+path: bench/protolog_cost.py).
 """
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
 import threading
 import time
@@ -53,9 +55,14 @@ class LogSettings:
 
     def _reload(self, redis) -> None:
         try:
-            self.value = protolog.get(redis)
+            value = protolog.get(redis)
         except Exception as exc:   # Redis down: keep the last known setting
             log.debug("logs setting not reloaded: %s", exc)
+            return
+        changed, self.value = value != self.value, value
+        if changed:
+            # after any batch still queued: a late write must not bring a deleted log back
+            WRITER.put(redis, None, None)
 
     def _run(self, redis) -> None:
         while True:
@@ -83,6 +90,53 @@ class LogSettings:
 SETTINGS = LogSettings()
 
 
+class Writer:
+    """One daemon thread writes the log batches, so an IMAP command never waits on Redis for
+    its log (FIFO: each account's lines stay in order). When Redis falls behind by more than
+    MAX_PENDING batches, new batches are dropped (and counted) rather than piling up memory."""
+
+    MAX_PENDING = 10000
+
+    def __init__(self):
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = None
+        self._lock = threading.Lock()
+
+    def put(self, redis, account: str | None, entries: list[dict] | None) -> None:
+        """Queue a batch (account None: a prune after a settings change)."""
+        if entries is not None and self.queue.qsize() >= self.MAX_PENDING:
+            metrics.LOG_DROPPED.inc(len(entries))
+            return
+        self.queue.put((redis, account, entries))
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, daemon=True,
+                                                    name="protolog-writer")
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            redis, account, entries = self.queue.get()
+            setting = SETTINGS.value
+            if account is None:   # the setting changed: drop the logs of accounts now off
+                try:
+                    protolog.prune(redis, setting)
+                except Exception as exc:
+                    log.debug("protocol logs not pruned: %s", exc)
+                continue
+            if not protolog.enabled(setting, account):
+                continue   # turned off meanwhile: its log was deleted, do not start a new one
+            try:
+                protolog.append(redis, account, entries, setting["maxLogLines"])
+            except Exception as exc:   # a log is best effort: never fail the IMAP command
+                metrics.LOG_DROPPED.inc(len(entries))
+                log.debug("%s: protocol log not written: %s", account, exc)
+
+
+WRITER = Writer()
+
+
 class Tap:
     """One connection's wrapper (installed over imaplib's send/readline/read)."""
 
@@ -108,13 +162,8 @@ class Tap:
 
     def flush(self) -> None:
         entries, self.buffer = self.buffer, []
-        setting = SETTINGS.value
-        if not entries or not protolog.enabled(setting, self.account):
-            return
-        try:
-            protolog.append(self.redis, self.account, entries, setting["maxLogLines"])
-        except Exception as exc:   # a log is best effort: never fail the IMAP command
-            log.debug("%s: protocol log not written: %s", self.account, exc)
+        if entries and SETTINGS.enabled(self.account):
+            WRITER.put(self.redis, self.account, entries)
 
     # -- the wrapped calls -------------------------------------------------------------------
     def send(self, data: bytes):
