@@ -113,6 +113,8 @@ def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(
         os.path.abspath(settings.state_dir), f"prometheus-{settings.api_port}"))
     base = [sys.executable, "-m", "launcher.cli"]
+    if flower:   # the web UI's overview links it
+        env.setdefault("FLOWER_URL", f"http://{settings.api_host}:{flower_port}/")
     children = [Child(name, base + [name] + option_args, env) for name in ("worker", "sidecar", "api")]
     if flower:
         children.append(Child("flower", base + ["flower", f"--flower.port={flower_port}"]

@@ -13,7 +13,7 @@ bp = Blueprint("ui", __name__, template_folder="templates", static_folder="stati
                static_url_path="/static/ui")
 
 NAV = [("ui.overview", "Overview"), ("ui.accounts", "Accounts"), ("ui.settings", "Settings"),
-       ("ui.webhooks", "Webhooks")]
+       ("ui.webhooks", "Webhooks"), ("ui.tokens_page", "Tokens")]
 STATE_LABELS = {"init": "Starting", "connecting": "Connecting", "connected": "Connected",
                 "authenticationError": "Login failed", "connectError": "Cannot connect",
                 "disconnected": "Disconnected", "unset": "Not set up"}

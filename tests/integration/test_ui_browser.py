@@ -13,7 +13,7 @@ from tests.fixtures.browser import browser_page, chromium  # noqa: F401  (fixtur
 
 pytestmark = [pytest.mark.integration]
 
-PAGES = ["/", "/ui/accounts", "/ui/accounts/new", "/ui/settings", "/ui/webhooks"]
+PAGES = ["/", "/ui/accounts", "/ui/accounts/new", "/ui/settings", "/ui/webhooks", "/ui/tokens"]
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ FORM = {"account": "ui1", "name": "UI One", "imap.host": "127.0.0.1", "imap.port
 
 
 def test_every_page_renders(client):
-    for url in ("/", "/ui/accounts", "/ui/accounts/new", "/ui/settings", "/ui/webhooks"):
+    for url in ("/", "/ui/accounts", "/ui/accounts/new", "/ui/settings", "/ui/webhooks",
+                "/ui/tokens"):
         resp = client.get(url)
         assert resp.status_code == 200, url
         assert b"<script>" not in resp.data and b"onclick" not in resp.data
@@ -107,3 +108,22 @@ def test_stats_route_and_webhooks_page(client, redis):
 def test_test_webhook_without_url_says_so(client):
     page = client.post("/ui/settings/test-webhook").data.decode()
     assert "No webhook URL is set" in page
+
+
+def test_tokens_page_creates_shows_once_and_revokes(client, redis):
+    from imapapi import tokens
+
+    assert b"No tokens" in client.get("/ui/tokens").data
+    resp = client.post("/ui/tokens", data={"scope.api": "on", "description": "ci"})
+    assert resp.status_code == 200
+    page = resp.data.decode()
+    [record] = tokens.list_tokens(redis)
+    token = page.split('<pre id="token-value">')[1].split("</pre>")[0]
+    assert tokens.verify(redis, token)["id"] == record["id"]
+    auth = {"Authorization": f"Bearer {token}"}    # once a token exists the UI may need one
+    listing = client.get("/ui/tokens", headers=auth).data.decode()
+    assert record["id"] in listing and token not in listing          # shown once only
+    resp = client.post(f"/ui/tokens/{record['id']}/revoke", headers=auth)
+    assert resp.status_code == 303 and tokens.list_tokens(redis) == []
+    bad = client.post("/ui/tokens", data={"description": "no scope"})
+    assert bad.status_code == 400 and b"scopes must be" in bad.data
