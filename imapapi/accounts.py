@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 
-from . import keys, stats
+from . import keys, stats, vault
 from .clock import now_iso
 
 STATES = ("init", "connecting", "connected", "authenticationError", "connectError",
@@ -53,12 +53,57 @@ def get_record(redis, account: str) -> dict | None:
     if not raw:
         return None
     record = _decode(raw)
-    return record if record.get("account") else None
+    if not record.get("account"):
+        return None
+    return _open(record, account)
+
+
+def _open(record: dict, account: str) -> dict:
+    # Stored secrets are encrypted (imapapi.vault); callers get them in clear, in memory only.
+    for name in ("imap", "smtp"):
+        if name in record:
+            record[name] = vault.open_config(record[name], account)
+    if "webhooks" in record:
+        record["webhooks"] = vault.open_webhook(record["webhooks"], account)
+    return record
+
+
+def _seal(redis, account: str, data: dict) -> dict:
+    """data with secrets encrypted; a secret equal to the stored one keeps its ciphertext, so
+    re-posting an unchanged account does not look like a settings change to the sidecar."""
+    if not any(name in data for name in ("imap", "smtp", "webhooks")):
+        return data
+    stored = {}
+    for name, raw in zip(("imap", "smtp", "webhooks"),
+                         redis.hmget(keys.account(account), "imap", "smtp", "webhooks")):
+        try:
+            stored[name] = json.loads(raw) if raw is not None else None
+        except ValueError:
+            stored[name] = None
+    out = dict(data)
+    for name in ("imap", "smtp", "webhooks"):
+        if name not in data:
+            continue
+        if name == "webhooks":
+            fresh = vault.seal_webhook(data[name], account)
+            opener = vault.open_webhook
+        else:
+            fresh = vault.seal_config(data[name], account)
+            opener = vault.open_config
+        old = stored.get(name)
+        try:
+            if old is not None and opener(old, account) == data[name]:
+                fresh = old
+        except Exception:   # unreadable old value: the new one simply replaces it
+            pass
+        out[name] = fresh
+    return out
 
 
 def upsert(redis, data: dict) -> dict:
     """Create or update; -> {"account", "state": "new"|"existing"}. Sidecars are told at once."""
     account = data["account"]
+    data = _seal(redis, account, data)
     fields = {"account": account}
     for name in CONFIG_FIELDS:
         if name in data:

@@ -126,11 +126,16 @@ class Keyring:
         self._set(list(keys) + self._extra)
 
     def _set(self, keys: list[bytes]) -> None:
+        self.keys = list(keys)
         self.primary = keys[0]
         self.primary_id = key_id(keys[0])
         self._by_id = {}
         for key in keys:
             self._by_id.setdefault(key_id(key), AESGCM(key))
+
+    def encrypting_with(self, other: "Keyring") -> "Keyring":
+        """A keyring that reads with both and encrypts with other's primary (rotation)."""
+        return Keyring([other.primary], extra=self.keys + other.keys)
 
     @property
     def ids(self) -> list[str]:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from . import keys
+from . import keys, vault
 from .clock import iso as _iso
 from .errors import ApiError
 
@@ -182,7 +182,9 @@ def load_account(data: dict, *, schema: type[ma.Schema] = AccountSchema, partial
 def stash_payload(redis, data: dict) -> str:
     """Keep a validated payload in Redis briefly; -> the ref the upsert task takes it by."""
     ref = uuid.uuid4().hex
-    redis.set(keys.pending_payload(ref), json.dumps(data), ex=PAYLOAD_TTL)
+    # it holds passwords: encrypted like the record it becomes (imapapi.vault)
+    redis.set(keys.pending_payload(ref),
+              vault.seal_blob(json.dumps(data), f"pending:{ref}"), ex=PAYLOAD_TTL)
     return ref
 
 
@@ -192,4 +194,4 @@ def take_payload(redis, ref: str) -> dict:
     if raw is None:
         raise ApiError("Account payload expired before it was processed; send it again",
                        status=400, code="PayloadExpired")
-    return json.loads(raw)
+    return json.loads(vault.open_blob(raw.decode(), f"pending:{ref}"))

@@ -87,11 +87,32 @@ class Settings:
     events_maxlen: int = 10000
     # Force Celery task events (-E, ~1 ms per task); Flower switches them on by itself anyway.
     worker_task_events: bool = False
+    # Security (docs/security.md). Secrets in Redis are encrypted with this key (hex/base64 of
+    # 32 bytes or a passphrase), else the key file's first key, else <stateDir>/secret.key.
+    encryption_key: str | None = None
+    key_file: str | None = None
+    # auto: open on a loopback host while no token exists, tokens required otherwise; on; off.
+    api_auth: str = "auto"
+    # Largest request body; None: smtp.maxSize as base64 plus 1 MiB for the JSON around it.
+    api_max_body: int | None = None
+    # Webhooks and the auth server may target private/loopback addresses (link-local and
+    # metadata addresses are refused whatever this says).
+    outbound_allow_private: bool = True
     # Prometheus endpoints of the sidecar and the worker (None: off) and their bind address.
     sidecar_metrics_port: int | None = None
     worker_metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.api_auth not in ("auto", "on", "off"):
+            raise ConfigError(f"api.auth: must be auto, on or off, got {self.api_auth!r}")
+
+    @property
+    def max_body(self) -> int:
+        if self.api_max_body is not None:
+            return self.api_max_body
+        return (self.submit_max_size + 2) // 3 * 4 + 1024 * 1024
 
     @property
     def redis_url_or_default(self) -> str:
@@ -125,6 +146,11 @@ OPTIONS: dict[str, tuple[str, str, str]] = {
     "webhooks.retryWindow": ("webhook_retry_window", "WEBHOOK_RETRY_WINDOW", "duration"),
     "events.maxLength": ("events_maxlen", "EVENTS_MAXLEN", "posint"),
     "worker.taskEvents": ("worker_task_events", "WORKER_TASK_EVENTS", "bool"),
+    "service.encryptionKey": ("encryption_key", "ENCRYPTION_KEY", "str"),
+    "service.keyFile": ("key_file", "KEY_FILE", "str"),
+    "api.auth": ("api_auth", "API_AUTH", "str"),
+    "api.maxBody": ("api_max_body", "API_MAX_BODY", "size"),
+    "outbound.allowPrivate": ("outbound_allow_private", "OUTBOUND_ALLOW_PRIVATE", "bool"),
     "sidecar.metricsPort": ("sidecar_metrics_port", "SIDECAR_METRICS_PORT", "port"),
     "worker.metricsPort": ("worker_metrics_port", "WORKER_METRICS_PORT", "port"),
     "metrics.host": ("metrics_host", "METRICS_HOST", "str"),

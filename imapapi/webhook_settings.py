@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from . import keys
+from . import keys, vault
 from .settings import get_settings
 
 # name -> default when unset (GET shows null for unset keys, as the original)
@@ -22,17 +22,18 @@ def get_all(redis, names=KEYS) -> dict:
             out[name] = json.loads(value) if value is not None else None
         except ValueError:
             out[name] = None
+        out[name] = vault.open_setting(name, out[name])   # webhookSecret/authServer: encrypted
     return out
 
 
 def save(redis, values: dict) -> list[str]:
-    """Store each given key as JSON; None removes it. -> names updated."""
+    """Store each given key as JSON (secrets encrypted); None removes it. -> names updated."""
     pipe = redis.pipeline(transaction=True)
     for name, value in values.items():
         if value is None:
             pipe.hdel(keys.SETTINGS, name)
         else:
-            pipe.hset(keys.SETTINGS, name, json.dumps(value))
+            pipe.hset(keys.SETTINGS, name, json.dumps(vault.seal_setting(name, value)))
     pipe.execute()
     return list(values)
 
@@ -48,6 +49,7 @@ def account_webhook(redis, account: str) -> str | None:
         value = raw.decode() if isinstance(raw, bytes) else raw
     if isinstance(value, dict):
         value = value.get("url")
+    value = vault.open_webhook(value, account)   # a URL with a password is stored encrypted
     return value if isinstance(value, str) and value else None
 
 
