@@ -146,3 +146,21 @@ def test_sidecar_and_worker_metrics_count_a_scripted_run(api, stack, new_account
     assert stats1["counters"].get("apiCall:success", 0) > stats0.get("apiCall:success", 0)
     assert stats1["connections"]["connected"] >= 1
     api.post("/v1/settings", json={"webhooks": None})
+
+
+def test_connection_counts_match_the_account_records(api, new_account):
+    """The counters the state writes keep (/v1/stats, imap_connections) never drift from the
+    records: connect, fail, reconnect, delete, then compare with a full listing."""
+    good = [new_account() for _ in range(2)]
+    bad = new_account(api_password="wrong", wait="authenticationError")
+    api.put(f"/v1/account/{good[0].id}/reconnect", json={"reconnect": True})
+    api.delete(f"/v1/account/{good[1].id}")
+
+    def same():
+        listed: dict[str, int] = {}
+        for acc in api.get("/v1/accounts", params={"pageSize": 1000}).json()["accounts"]:
+            listed[acc["state"]] = listed.get(acc["state"], 0) + 1
+        counted = {k: v for k, v in api.get("/v1/stats").json()["connections"].items() if v}
+        return counted if counted == listed else None
+    counted = wait_until(same, 30, "stats connections == the records' states", step=0.5)
+    assert counted.get("authenticationError", 0) >= 1 and bad.id
