@@ -12,6 +12,7 @@ from imapapi.logging import gunicorn_level, level_of, setup
 from imapapi.settings import (OPTIONS, ConfigError, Settings, configure, die, load_settings,
                               parse_cli, redacted)
 
+from . import admin
 from .serve import serve
 
 COMMANDS = ("serve", "api", "worker", "sidecar", "flower")
@@ -24,6 +25,8 @@ commands:
   worker    a Celery worker (threads pool)
   sidecar   the IMAP connection runtime
   flower    the Flower dashboard for the Celery workers
+  tokens    create --scope=api|metrics|ui|* [--account=ID] [--description=T] | list | revoke ID
+  secrets   rotate --new-key-file=F | check | genkey FILE   (encryption of stored secrets)
 
 options (environment > CLI > --config=FILE.toml > defaults):
 {options}
@@ -91,6 +94,8 @@ def _split_flower_port(argv: list[str]) -> tuple[list[str], int]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in admin.COMMANDS:
+        return admin.main(argv)
     argv, flower_port = _split_flower_port(argv)
     try:
         settings = load_settings(argv)
@@ -111,13 +116,46 @@ def main(argv: list[str] | None = None) -> int:
     log = setup(settings.log_level, args.command)
     if args.command == "serve":
         option_args = [a for a in argv if a.startswith("--") and "=" in a]
+        _serve_key(settings)
         return serve(settings, option_args, flower=args.flower, flower_port=flower_port)
     if settings.redis_url is None:
         die(f"no Redis URL configured for `{args.command}` (set REDIS_URL or --dbs.redis=URL; "
             "only `serve` starts an embedded server)")
     log.info("imap-api %s %s using Redis %s", args.command, __version__, redacted(settings.redis_url))
+    _check_secrets(settings, args.command)
     return {"api": run_api, "worker": run_worker, "sidecar": run_sidecar,
             "flower": lambda s: run_flower(s, flower_port)}[args.command](settings)
+
+
+def _serve_key(settings: Settings) -> None:
+    """`serve` with no key configured creates <stateDir>/secret.key (0600) before its children
+    start, so the one-command start encrypts too and every child reads the same key."""
+    from imapapi import crypto
+
+    try:
+        ring = crypto.load_keyring(encryption_key=settings.encryption_key,
+                                   key_file=settings.key_file, state_dir=settings.state_dir,
+                                   generate=True)
+    except crypto.KeyConfigError as exc:
+        die(str(exc))
+    if not (settings.encryption_key or settings.key_file):
+        logging.getLogger("imapapi.serve").info(
+            "stored secrets are encrypted with %s/%s (key id %s)", settings.state_dir,
+            crypto.KEY_FILE_NAME, ring.primary_id)
+
+
+def _check_secrets(settings: Settings, command: str) -> None:
+    """Refuse to start (one line) when stored secrets need a key this process lacks; encrypt
+    secrets an older version stored in clear. Flower never reads them."""
+    if command == "flower":
+        return
+    from imapapi import crypto, vault
+    from imapapi.settings import get_redis
+
+    try:
+        vault.startup(get_redis(), settings)
+    except crypto.CryptoError as exc:
+        die(str(exc))
 
 
 def prometheus_dir(settings: Settings) -> str:

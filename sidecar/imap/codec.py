@@ -16,6 +16,11 @@ _WORD = re.compile(rb"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
 _SPACE_ONLY = re.compile(rb"^[ \t\r\n]*$")
 
 
+def as_str(value) -> str:
+    """An IMAP atom/string as imapclient returns it (bytes, or int for numeric atoms) -> str."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def to_text(value, charset: str = "utf-8") -> str:
     """bytes -> str without ever failing: the charset if it decodes, else UTF-8, else Latin-1."""
     if value is None:
@@ -139,8 +144,10 @@ def encode_mailbox(name: str) -> str:
     return _utf7_encode(name).decode("ascii")
 
 
-def leaf_name(path: str, delimiter: str | None) -> str:
-    """Decoded last segment of a mailbox path."""
+def leaf_name(path: str, delimiter: str | None = None) -> str:
+    """Decoded last segment of a mailbox path (a folder's `name`; INBOX is always "INBOX")."""
+    if path == "INBOX":
+        return path
     leaf = path.rsplit(delimiter, 1)[-1] if delimiter else path
     return decode_mailbox(leaf)
 

@@ -27,14 +27,10 @@ def page_window(total: int, page: int, page_size: int) -> dict:
     return {"page": page, "pages": pages, "first": first, "last": last}
 
 
-def _flag(value) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
 def build_entry(mailbox_no: int, data: dict) -> dict:
     """One FETCH response (imapclient dict) -> the JSON listing entry, all text decoded."""
     uid = int(data[b"UID"])
-    flags = [_flag(f) for f in data.get(b"FLAGS", ())]
+    flags = [codec.as_str(f) for f in data.get(b"FLAGS", ())]
     lowered = {f.lower() for f in flags}
     env = data.get(b"ENVELOPE")
     date = codec.iso(getattr(env, "date", None)) or codec.iso(data.get(b"INTERNALDATE"))

@@ -15,12 +15,6 @@ GUESS = {"sent": "\\Sent", "sent items": "\\Sent", "sent messages": "\\Sent", "d
          "junk": "\\Junk", "spam": "\\Junk", "junk e-mail": "\\Junk", "archive": "\\Archive"}
 
 
-def _str(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
 def special_use(path: str, flags: set[str]) -> str | None:
     if path.upper() == "INBOX":
         return "\\Inbox"
@@ -36,10 +30,10 @@ def list_mailboxes(ctx, counters: bool = False, **_):
     with ctx.client() as client:
         folders = client.list_folders()
         try:
-            subscribed = {_str(name) for _, _, name in client.list_sub_folders()}
+            subscribed = {codec.as_str(name) for _, _, name in client.list_sub_folders()}
         except Exception:
             subscribed = set()
-        caps = {_str(c).upper() for c in client.capabilities()}
+        caps = {codec.as_str(c).upper() for c in client.capabilities()}
         if compat.is_selected(client):
             # Dovecot answers STATUS on the selected folder (the main connection's IDLE folder)
             # from this session's view: NOOP brings it up to date with mail that just arrived.
@@ -51,14 +45,14 @@ def list_mailboxes(ctx, counters: bool = False, **_):
                 what.append(b"HIGHESTMODSEQ")
         entries = []
         for flags, delimiter, name in folders:
-            flags = {_str(f) for f in flags}
+            flags = {codec.as_str(f) for f in flags}
             if {"\\noselect", "\\nonexistent"} & {f.lower() for f in flags}:
                 continue
-            path = codec.normalize_path(_str(name))
-            delimiter = _str(delimiter) if delimiter else None
+            path = codec.normalize_path(codec.as_str(name))
+            delimiter = codec.as_str(delimiter) if delimiter else None
             entry = {
                 "path": path,
-                "name": "INBOX" if path == "INBOX" else codec.leaf_name(path, delimiter),
+                "name": codec.leaf_name(path, delimiter),
                 "delimiter": delimiter,
                 "specialUse": special_use(path, flags),
                 "subscribed": path in subscribed or (path == "INBOX" and "inbox" in

@@ -7,6 +7,7 @@ import time
 from imapapi import events as ev
 from imapapi import webhook_settings
 from imapapi.settings import get_settings
+from sidecar.connection import is_connection_error
 from sidecar.hooks import IDLE_FOLDER, SyncHooks
 from sidecar.imap import codec
 
@@ -24,10 +25,6 @@ def special_use(path: str, flags) -> str | None:
         return "\\Inbox"
     lowered = {str(f).lower() for f in flags or ()}
     return next((s for s in SPECIAL if s.lower() in lowered), None)
-
-
-def _connection_error(exc) -> bool:
-    return isinstance(exc, (OSError, EOFError)) or type(exc).__name__ in ("abort", "IMAPClientAbortError")
 
 
 class Ctx:
@@ -65,11 +62,11 @@ class SyncEngine(SyncHooks):
         for ext in ("QRESYNC", "CONDSTORE"):
             if ext in caps:
                 try:
-                    enabled = {imapio.text(x).upper() for x in client.enable(ext)}
+                    enabled = {codec.as_str(x).upper() for x in client.enable(ext)}
                     session.qresync_enabled = "QRESYNC" in enabled
                     break
                 except Exception as exc:
-                    if _connection_error(exc):
+                    if is_connection_error(exc):
                         raise
         ctx = session.sync_ctx = Ctx(session)
         try:
@@ -168,14 +165,14 @@ class SyncEngine(SyncHooks):
             meta = stored[path]
             st = state.load_status(redis, account, path)
             events.append(fs.event("mailboxDeleted", path,
-                                   {"path": path, "name": _leaf(path, meta.get("delimiter")),
+                                   {"path": path, "name": codec.leaf_name(path, meta.get("delimiter")),
                                     "specialUse": meta.get("specialUse") or False},
                                    meta.get("specialUse"), (st or {}).get("uidValidity"), "deleted"))
             updates.append(state.delete_for(account, path))
         for path in created:
             meta = folders[path]
             uv = (live[path].get("status") or {}).get("UIDVALIDITY")
-            data = {"path": path, "name": _leaf(path, meta["delimiter"]),
+            data = {"path": path, "name": codec.leaf_name(path, meta["delimiter"]),
                     "specialUse": meta["specialUse"] or False}
             if uv:
                 data["uidValidity"] = str(uv)
@@ -192,7 +189,7 @@ class SyncEngine(SyncHooks):
                     try:
                         st = imapio.status(client, path, ctx.caps)
                     except Exception as exc:
-                        if _connection_error(exc):
+                        if is_connection_error(exc):
                             raise
                         continue
                 if not notify.status_moved(state.load_status(redis, account, path), st):
@@ -210,12 +207,9 @@ class SyncEngine(SyncHooks):
         except ev.StaleState:
             log.info("%s: %s state moved meanwhile; next pass redoes it", fs.account, path)
         except Exception as exc:
-            if _connection_error(exc):
+            if is_connection_error(exc):
                 raise
             if path == IDLE_FOLDER:
                 raise   # the idle folder must end up selected: let the runtime reconnect
             log.warning("%s: sync of %r failed: %s", fs.account, path, exc)
 
-
-def _leaf(path: str, delimiter: str | None) -> str:
-    return "INBOX" if path == "INBOX" else codec.leaf_name(path, delimiter)

@@ -1,6 +1,7 @@
 """Sync one folder: SELECT, fetch what changed, diff, and commit events + state in one Lua step."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from imapapi import events as ev
@@ -74,7 +75,7 @@ class FolderSync:
             flags = {uid: f for uid, (f, _ms) in self._fetch_all(server).items()}
             if plan == "reset":
                 first_events.append(self.event(
-                    "mailboxReset", path, {"path": path, "name": _leaf(path, self.delimiters.get(path)),
+                    "mailboxReset", path, {"path": path, "name": codec.leaf_name(path, self.delimiters.get(path)),
                                            "specialUse": special_use or False,
                                            "uidValidity": str(server.uid_validity),
                                            "prevUidValidity": str(stored.uid_validity)},
@@ -117,11 +118,8 @@ class FolderSync:
                     ",".join(added), ",".join(deleted)))
         # The first commit: deletions/updates/reset with their index changes; status stays old
         # until the last chunk, so a crash in between makes the next run redo the rest.
-        index = dict(base.index)
-        for uid in changes.deleted:
-            index.pop(uid, None)
-        for uid, *_ in changes.updated:
-            index[uid] = flags[uid]
+        # New messages join the index chunk by chunk below, with their events.
+        index = diff.apply(base.index, dataclasses.replace(changes, new=[]), flags)
         work = state.FolderState(path=path, uid_validity=base.uid_validity,
                                  uid_next=base.uid_next, messages=base.messages,
                                  highest_modseq=base.highest_modseq,
@@ -170,6 +168,3 @@ class FolderSync:
             return {}
         return imapio.fetch_flags(self.client)[0]
 
-
-def _leaf(path: str, delimiter: str | None = None) -> str:
-    return "INBOX" if path == "INBOX" else codec.leaf_name(path, delimiter)

@@ -7,20 +7,22 @@ from imapclient import imap_utf7
 from imapclient.response_parser import parse_fetch_response, parse_response
 
 from sidecar.imap import compat, responses
+from sidecar.imap.codec import as_str
 
 from .diff import ServerStatus, norm_flags
 
 STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "HIGHESTMODSEQ")
 
 
-def text(value) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+def status_items(caps: set[str]) -> list[str]:
+    """What STATUS asks for: HIGHESTMODSEQ only where the server has CONDSTORE."""
+    return [i for i in STATUS_ITEMS if i != "HIGHESTMODSEQ" or "CONDSTORE" in caps]
 
 
 def folder_name(raw) -> str:
     """A mailbox name as the server sends it -> our path: the raw modified UTF-7 string, as
     every op uses (clients run with folder_encode = False); only INBOX is case-normalized."""
-    name = text(raw)
+    name = as_str(raw)
     return "INBOX" if name.upper() == "INBOX" else name
 
 
@@ -51,7 +53,7 @@ def parse_vanished(lines) -> list[int]:
     """untagged 'VANISHED (EARLIER) 1:3,5' payloads -> uids."""
     out = []
     for line in lines or ():
-        line = text(line).strip()
+        line = as_str(line).strip()
         if line.upper().startswith("(EARLIER)"):
             line = line[len("(EARLIER)"):]
         out.extend(parse_uid_set(line))
@@ -117,7 +119,7 @@ def status_dict(items) -> dict:
     out = {}
     items = list(items or ())
     for i in range(0, len(items) - 1, 2):
-        out[text(items[i]).upper()] = int(items[i + 1])
+        out[as_str(items[i]).upper()] = int(items[i + 1])
     return out
 
 
@@ -138,7 +140,7 @@ def list_folders(client, caps: set[str]) -> dict[str, dict]:
 
     One round trip with LIST-STATUS; else LIST and the caller STATUSes folders itself."""
     untagged = compat.untagged(client)
-    want = [i for i in STATUS_ITEMS if i != "HIGHESTMODSEQ" or "CONDSTORE" in caps]
+    want = status_items(caps)
     statuses: dict[str, dict] = {}
     if "LIST-STATUS" in caps:
         untagged.pop("STATUS", None)
@@ -158,11 +160,11 @@ def list_folders(client, caps: set[str]) -> dict[str, dict]:
         rows = client.list_folders()
     out = {}
     for flags, delimiter, name in rows:
-        flags = [text(f) for f in flags]
+        flags = [as_str(f) for f in flags]
         if {"\\noselect", "\\nonexistent"} & {f.lower() for f in flags}:
             continue
         path = folder_name(name)
-        out[path] = {"flags": flags, "delimiter": text(delimiter) if delimiter else None,
+        out[path] = {"flags": flags, "delimiter": as_str(delimiter) if delimiter else None,
                      "status": statuses.get(path) if statuses else None}
     return out
 
@@ -184,6 +186,6 @@ def list_rows(lines) -> list[tuple]:
 
 
 def status(client, path: str, caps: set[str]) -> dict:
-    want = [i for i in STATUS_ITEMS if i != "HIGHESTMODSEQ" or "CONDSTORE" in caps]
+    want = status_items(caps)
     got = client.folder_status(path, want)
-    return {text(k).upper(): int(v) for k, v in got.items()}
+    return {as_str(k).upper(): int(v) for k, v in got.items()}

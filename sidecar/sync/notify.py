@@ -4,7 +4,9 @@ from __future__ import annotations
 import logging
 import time
 
+from sidecar.connection import is_connection_error
 from sidecar.imap import compat
+from sidecar.imap.codec import as_str
 from sidecar.imap.responses import regroup
 
 from . import imapio
@@ -30,7 +32,7 @@ class Watch:
             imapio.notify_set(client)
             self.notify = True
         except Exception as exc:
-            if _is_connection_error(exc):
+            if is_connection_error(exc):
                 raise
             log.info("NOTIFY refused (%s): falling back to STATUS sweeps", exc)
 
@@ -41,10 +43,6 @@ class Watch:
 
     def next_due(self) -> float:
         return self.last_sweep + self.interval()
-
-
-def _is_connection_error(exc) -> bool:
-    return isinstance(exc, (OSError, EOFError)) or type(exc).__name__ == "abort"
 
 
 def status_moved(stored: dict | None, live: dict | None) -> bool:
@@ -87,12 +85,12 @@ class Pushed:
                 continue
             head = resp[0]
             if isinstance(head, int):
-                kind = imapio.text(resp[1]).upper() if len(resp) > 1 else ""
+                kind = as_str(resp[1]).upper() if len(resp) > 1 else ""
                 if kind in ("EXISTS", "EXPUNGE", "FETCH", "RECENT"):
                     self.selected = True
                     self.flags = self.flags or kind == "FETCH"
                 continue
-            kind = imapio.text(head).upper()
+            kind = as_str(head).upper()
             if kind == "VANISHED":
                 self.selected = True
             elif kind == "STATUS" and len(resp) > 1:
