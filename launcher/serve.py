@@ -108,6 +108,10 @@ def serve(settings: Settings, option_args: list[str], *, flower: bool = False,
             return 1
         log.info("no Redis URL configured: using the embedded Redis-compatible server %s at %s "
                  "(data in %s)", embedded.describe(), url, embedded.data_dir)
+        # `imap-api tokens ...` finds the embedded server here (launcher/admin.py)
+        url_file = os.path.join(settings.state_dir, "redis.url")
+        with open(url_file, "w", encoding="utf-8") as fh:
+            fh.write(url + "\n")
     env["REDIS_URL"] = url
     # one multiproc dir per run, cleaned by `api` at start
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(

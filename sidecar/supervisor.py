@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 
-from imapapi import keys, leases, rpc
+from imapapi import keys, leases, rpc, vault
 from imapapi.accounts import get_record
 
 from . import runtime as runtime_mod
@@ -112,7 +112,8 @@ class Supervisor:
             acct = self.accounts.get(account_id)
             if acct is None:
                 continue
-            if imap is not None and acct.signature != _signature_raw(imap, path, forced):
+            if imap is not None and acct.signature != _signature_raw(imap, path, forced,
+                                                                     account_id):
                 self.reconcile_one(account_id, live)   # missed a notification: compare, restart
             elif acct.state == "connected" and stored not in (None, b"connected"):
                 acct.persist_state()   # repaired under our lease (the write is fenced)
@@ -341,7 +342,7 @@ class Supervisor:
         log.info("sidecar %s stopped", self.sid)
 
 
-def _signature_raw(imap: bytes, path: bytes | None, forced: bytes | None) -> str:
+def _signature_raw(imap: bytes, path: bytes | None, forced: bytes | None, account_id: str) -> str:
     def load(v):
         if v is None:
             return None
@@ -349,5 +350,7 @@ def _signature_raw(imap: bytes, path: bytes | None, forced: bytes | None) -> str
             return json.loads(v)
         except ValueError:
             return v.decode()
-    return imap_signature({"imap": load(imap), "path": path.decode() if path else None,
+    # the record's signature is over the secrets in clear (get_record opens them): same here
+    return imap_signature({"imap": vault.open_config(load(imap), account_id),
+                           "path": path.decode() if path else None,
                            "reconnectRequested": forced.decode() if forced else None})
