@@ -9,7 +9,14 @@ from app.api import DictSchema
 
 class StatsQuerySchema(ma.Schema):
     seconds = fields.Integer(load_default=3600, validate=validate.Range(0, 604800),
-                             metadata={"description": "Window in seconds (0 or unset: 3600)"})
+                             metadata={"description": "Window in seconds (0, empty or unset: 3600)"})
+
+    @ma.pre_load
+    def empty_is_default(self, data, **_kwargs):
+        # the original treats `?seconds=` as the default window
+        if data.get("seconds") == "":
+            data = {k: v for k, v in data.items() if k != "seconds"}
+        return data
 
 
 class StatsSchema(DictSchema):

@@ -127,3 +127,9 @@ def test_tokens_page_creates_shows_once_and_revokes(client, redis):
     assert resp.status_code == 303 and tokens.list_tokens(redis) == []
     bad = client.post("/ui/tokens", data={"description": "no scope"})
     assert bad.status_code == 400 and b"scopes must be" in bad.data
+
+
+def test_stats_window_defaults(client):
+    for query in ("", "?seconds=", "?seconds=0"):
+        assert client.get("/v1/stats" + query).status_code == 200, query
+    assert client.get("/v1/stats?seconds=-1").status_code == 400
