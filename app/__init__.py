@@ -25,6 +25,7 @@ RESOURCES = [
     "changes",
     "webhooks",
     "stats",
+    "sidecars",
     "logs",
 ]
 

@@ -1,0 +1,1 @@
+"""The /v1/sidecars resource (sidecar replicas, their leases and renew lag)."""
