@@ -22,6 +22,7 @@ import http.client as http_client
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -39,7 +40,7 @@ from tests.fixtures import corpus  # noqa: E402
 from tests.fixtures.dovecot import Dovecot, insecure_context  # noqa: E402
 from tests.fixtures.stack import Stack  # noqa: E402
 
-PEER_SCRIPTS = ROOT.parent / "shared" / "peers" / "imapapi"
+PEER_SCRIPTS = Path(os.environ.get("PEER_SCRIPTS", "/work/shared/peers/imapapi"))
 
 
 class Client:
@@ -293,6 +294,8 @@ def main() -> int:
                     help="extra environment for our stack")
     args = ap.parse_args()
     phases = [p for p in args.phases.split(",") if p]
+    # SIGTERM (timeout, kill) must still stop Dovecot, the original and our stack
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     root = Path(tempfile.mkdtemp(prefix="imapapi-compare-"))
     root.chmod(0o755)
