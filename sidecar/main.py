@@ -6,17 +6,14 @@ import signal
 import threading
 
 from imapapi import settings as settings_mod
+from imapapi.logging import level_of
 
 from . import metrics
 from .imap import fetchparse
 from .supervisor import Supervisor
 
-LEVELS = {"trace": logging.DEBUG, "warn": logging.WARNING, "fatal": logging.CRITICAL}
-
-
 def setup_logging(level: str) -> None:
-    lvl = LEVELS.get(level, getattr(logging, level.upper(), logging.INFO))
-    logging.basicConfig(level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level_of(level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # imapclient logs every protocol line at DEBUG; keep it out unless asked for (trace).
     logging.getLogger("imapclient").setLevel(logging.DEBUG if level == "trace" else logging.WARNING)
 
