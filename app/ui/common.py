@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 import marshmallow as ma
+import redis.exceptions as redis_exceptions
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
 from imapapi import __version__, errors
@@ -87,6 +88,19 @@ def flatten(messages, prefix: str = "") -> list[dict]:
     else:
         out.append({"key": prefix, "message": str(messages)})
     return out
+
+
+@bp.errorhandler(404)
+def not_found(_exc):
+    return page("ui_error.html", 404, title="Not found", heading="Not found",
+                text="There is nothing here: the account may have been deleted.")
+
+
+@bp.errorhandler(redis_exceptions.ConnectionError)
+@bp.errorhandler(redis_exceptions.TimeoutError)
+def redis_down(_exc):
+    return page("ui_error.html", 503, title="Unavailable", heading="Redis is not reachable",
+                text="IMAP API keeps everything in Redis; this page works again once it answers.")
 
 
 def form_bool(name: str) -> bool:
