@@ -1,4 +1,4 @@
-"""GET /health: 200 when Redis answers and at least one sidecar heartbeat is fresh, else 503."""
+"""GET /health (Redis + a fresh sidecar heartbeat), /health/ready (Redis), /health/live (process)."""
 from __future__ import annotations
 
 import time
@@ -30,3 +30,18 @@ def init_app(app: Flask) -> None:
     def health():
         body, status = check()
         return body, status, {"Cache-Control": "no-store"}
+
+    # Probes for orchestrators: readiness must not hang on the sidecars (an API pod that can
+    # reach Redis can take requests and answer 503 per account), liveness touches nothing.
+    @app.get("/health/ready")
+    def ready():
+        try:
+            get_redis().ping()
+        except Exception as exc:
+            return ({"status": "unavailable", "redis": False,
+                     "error": str(exc) or exc.__class__.__name__}, 503, {"Cache-Control": "no-store"})
+        return {"status": "ok", "redis": True}, 200, {"Cache-Control": "no-store"}
+
+    @app.get("/health/live")
+    def live():
+        return {"status": "ok"}, 200, {"Cache-Control": "no-store"}

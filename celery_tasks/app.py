@@ -7,6 +7,7 @@ from celery import Celery
 from imapapi import producer
 from imapapi.producer import celery
 
+from . import liveness  # noqa: F401  (registers the worker heartbeat for imap-api-probe)
 from . import metrics  # noqa: F401  (worker.metricsPort: delivery, submit, task, queue metrics)
 
 # Every module that defines tasks; the worker imports them all at start.

@@ -13,7 +13,7 @@ from imapapi.settings import (OPTIONS, ConfigError, Settings, configure, die, lo
                               parse_cli, redacted)
 
 from . import admin
-from .serve import serve
+from .serverless import port_from_env
 
 COMMANDS = ("serve", "api", "worker", "sidecar", "flower")
 _USAGE = """imap-api <command> [--option=value ...]
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return admin.main(argv)
     argv, flower_port = _split_flower_port(argv)
     try:
-        settings = load_settings(argv)
+        settings = port_from_env(load_settings(argv), argv)
         _, _, rest = parse_cli(argv)
     except ConfigError as exc:
         die(str(exc))
@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     configure(settings)
     log = setup(settings.log_level, args.command)
     if args.command == "serve":
+        from .serve import serve   # lazy: the embedded-server machinery costs the api's start time
+
         option_args = [a for a in argv if a.startswith("--") and "=" in a]
         _serve_key(settings)
         return serve(settings, option_args, flower=args.flower, flower_port=flower_port)
@@ -191,6 +193,9 @@ def gunicorn_options(settings: Settings) -> dict:
         "accesslog": "-" if settings.log_level in ("debug", "trace") else None,
         "child_exit": child_exit,
         "proc_name": "imap-api-api",
+        # import the app once in the arbiter and fork it: workers start in milliseconds and
+        # share its pages (start time counts where containers scale to zero)
+        "preload_app": True,
     }
 
 
