@@ -11,7 +11,7 @@ from imapapi import __version__
 from imapapi import settings as settings_mod
 from imapapi.errors import ApiError, Unavailable
 
-from . import health, metrics, ui
+from . import health, metrics, security, ui
 from .api import Api
 
 # One resource package per line (app/<name>/routes.py exposing `blp`); append yours.
@@ -25,8 +25,9 @@ RESOURCES = [
     "changes",
     "webhooks",
     "stats",
-    "sidecars",
     "logs",
+    "tokens",
+    "sidecars",
 ]
 
 log = logging.getLogger("imapapi.api")
@@ -74,6 +75,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         def swagger_assets(filename):
             return send_from_directory(assets, filename, max_age=86400)
 
+    security.init_app(app)
     health.init_app(app)
     ui.init_app(app)
     metrics.init_app(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 import marshmallow as ma
+from apispec import BasePlugin
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
 from webargs.flaskparser import FlaskParser
@@ -103,9 +104,33 @@ def flatten_errors(messages, prefix: str = "") -> list[dict]:
     return field_errors(messages, prefix)
 
 
+class AuthDocs(BasePlugin):
+    """Every operation documents the token it needs and the 401/403 answers (enforced for all
+    routes in app/security.py, so the document and the behaviour cannot drift apart)."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for operation in (operations or {}).values():
+            operation.setdefault("security", [{"bearerAuth": []}, {"accessToken": []}])
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("401", {"description": "No valid token (when tokens are required)",
+                                         "content": error})
+            responses.setdefault("403", {"description": "The token lacks the scope, or is bound to "
+                                                        "another account", "content": error})
+
+
 class Api(_Api):
     ERROR_SCHEMA = ErrorSchema
     ARGUMENTS_PARSER = Parser()
+
+    def _init_spec(self, *, extra_plugins=None, **kwargs):
+        super()._init_spec(extra_plugins=[*(extra_plugins or ()), AuthDocs()], **kwargs)
+        self.spec.components.security_scheme(
+            "bearerAuth", {"type": "http", "scheme": "bearer",
+                           "description": "imap-api tokens create --scope=api"})
+        self.spec.components.security_scheme(
+            "accessToken", {"type": "apiKey", "in": "query", "name": "access_token",
+                            "description": "The same token in the query (GET, for download links)"})
 
     def _register_error_handlers(self):
         super()._register_error_handlers()

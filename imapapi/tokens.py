@@ -100,7 +100,13 @@ def verify(redis, token: str | None) -> dict | None:
     """The record of a presented token (and note its use), or None when unknown."""
     if not token or len(token) > 256:
         return None
-    token_hash = digest(token)
+    return verify_hash(redis, digest(token))
+
+
+def verify_hash(redis, token_hash: str) -> dict | None:
+    """As verify, from the token's SHA-256 (what a UI session cookie names)."""
+    if not isinstance(token_hash, str) or len(token_hash) != 64:
+        return None
     raw = redis.hget(TOKENS, token_hash)
     if raw is None:
         return None
@@ -130,3 +136,36 @@ def allows(record: dict, scope: str, account: str | None = None) -> bool:
     if bound is None:
         return True
     return account is not None and hmac.compare_digest(str(bound), str(account))
+
+
+# -- policy ----------------------------------------------------------------------------------
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    host = (host or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_mode(settings, redis) -> bool:
+    """Must requests present a token? api.auth=off: never; on: always; auto: when bound beyond
+    loopback, or as soon as a token exists (creating the first token closes a local API)."""
+    if settings.api_auth == "off":
+        return False
+    if settings.api_auth == "on" or not is_loopback(settings.api_host):
+        return True
+    return any_exist(redis)
+
+
+def startup_problem(settings, redis) -> str | None:
+    """The one line the API prints when it must not start: reachable beyond loopback, tokens
+    required, and none exists yet."""
+    if settings.api_auth == "off" or not auth_mode(settings, redis) or any_exist(redis):
+        return None
+    return (f"api.host={settings.api_host} is reachable beyond loopback and no API token exists: "
+            "create one first with `imap-api tokens create --scope='*'` (or set api.auth=off "
+            "to run without authentication)")

@@ -158,6 +158,12 @@ def _check_secrets(settings: Settings, command: str) -> None:
         vault.startup(get_redis(), settings)
     except crypto.CryptoError as exc:
         die(str(exc))
+    if command == "api":
+        from imapapi import tokens
+
+        problem = tokens.startup_problem(settings, get_redis())
+        if problem:
+            die(problem)
 
 
 def prometheus_dir(settings: Settings) -> str:

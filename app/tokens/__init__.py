@@ -1,0 +1,1 @@
+"""Resource: /v1/tokens (API access tokens; needs a `*` token)."""
