@@ -6,7 +6,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 
-from . import __version__, clock, keys, webhook_settings
+from . import __version__, clock, keys, urlsafety, webhook_settings
 
 CODE = "HTTPRequestError"            # lastError.serverResponseCode, as the original
 CONNECT_TIMEOUT = 5.0
@@ -65,6 +65,19 @@ def build_request(url: str, account: str, proto: str) -> tuple[str, dict, tuple 
     return url, {"account": account, "proto": proto}, auth
 
 
+_sessions: dict = {}
+
+
+def _session():
+    # connect-time target check: link-local/metadata refused, private per outbound.allowPrivate
+    from .settings import get_settings
+
+    allow = get_settings().outbound_allow_private
+    if allow not in _sessions:
+        _sessions[allow] = urlsafety.session(allow_private=allow)
+    return _sessions[allow]
+
+
 def server_url(redis) -> str | None:
     value = webhook_settings.get_all(redis, ["authServer"])["authServer"]
     return value if isinstance(value, str) and value else None
@@ -77,7 +90,7 @@ def fetch(redis, account: str, proto: str, *, timeout: float = READ_TIMEOUT) -> 
         raise AuthServerError("Auth server is not configured (authServer setting)")
     url, params, auth = build_request(url, account, proto)
     try:
-        resp = requests.get(url, params=params, auth=auth, allow_redirects=False, stream=True,
+        resp = _session().get(url, params=params, auth=auth, allow_redirects=False, stream=True,
                             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                             timeout=(min(CONNECT_TIMEOUT, timeout), timeout))
         try:

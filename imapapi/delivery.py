@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from . import keys, producer, stats
+from . import keys, producer, stats, urlsafety
 from . import tasknames as T
 from . import webhook_order, webhook_settings
 from .keys import WEBHOOK_DUE as DUE
@@ -55,10 +55,24 @@ def backoff(attempt: int) -> float:
     return min(MAX_BACKOFF, 2.0 * 2 ** max(0, attempt - 1))
 
 
-def sign(body: bytes, secret: str | None) -> str | None:
+def sign(body: bytes, secret: str | None, timestamp: int | str) -> str | None:
+    """Hex HMAC-SHA256 over "<timestamp>.<raw body>": the receiver checks both, so a captured
+    delivery cannot be replayed later (docs/webhooks.md has the check in Python)."""
     if not secret:
         return None
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+_sessions: dict[bool, "requests.Session"] = {}
+
+
+def _session():
+    # connect-time target check (link-local/metadata always refused, private per setting);
+    # redirects are never followed
+    allow = get_settings().outbound_allow_private
+    if allow not in _sessions:
+        _sessions[allow] = urlsafety.session(allow_private=allow)
+    return _sessions[allow]
 
 
 def split_auth(url: str) -> tuple[str, str | None]:
@@ -87,14 +101,16 @@ def post_detailed(url: str, body: bytes, event_id: str, secret: str | None,
     url, auth = split_auth(url)
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                "X-IMAPAPI-Event-Id": event_id}
-    signature = sign(body, secret)
+    timestamp = str(int(time.time()))
+    signature = sign(body, secret, timestamp)
     if signature:
+        headers["X-IMAPAPI-Timestamp"] = timestamp
         headers["X-IMAPAPI-Signature"] = signature
     if auth:
         headers["Authorization"] = auth
     started = time.monotonic()
     try:
-        resp = requests.post(url, data=body, headers=headers, allow_redirects=False,
+        resp = _session().post(url, data=body, headers=headers, allow_redirects=False,
                              timeout=(min(3.0, timeout), timeout))
     except requests.RequestException as exc:
         return {"error": f"{type(exc).__name__}: {exc}"[:500], "status": None,

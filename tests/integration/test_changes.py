@@ -67,8 +67,9 @@ def test_inbox_append_flag_expunge(hooked, webhook_receiver, api):
     # signed with the configured secret, event id in a header
     raw = [r for r in webhook_receiver.received(name) if r["json"]["id"] == new["id"]][0]
     assert raw["headers"]["x-imapapi-event-id"] == new["id"]
+    ts = raw["headers"]["x-imapapi-timestamp"].encode()
     assert raw["headers"]["x-imapapi-signature"] == hmac.new(
-        b"topsecret", raw["body"], hashlib.sha256).hexdigest()
+        b"topsecret", ts + b"." + raw["body"], hashlib.sha256).hexdigest()
     # the same events, same ids, through the replayable feed
     feed = api.get(f"/v1/account/{acc.id}/changes").json()
     ids = [e["id"] for e in feed["events"]]

@@ -89,7 +89,11 @@ def test_deliver_ok_signed_and_idempotent(r, webhook_receiver):
     assert len(got) == 1 and got[0]["json"]["id"] == e["id"]
     hdr = got[0]["headers"]
     assert hdr["x-imapapi-event-id"] == e["id"]
-    assert hdr["x-imapapi-signature"] == hmac.new(b"s3cret", got[0]["body"], hashlib.sha256).hexdigest()
+    # signed material: "<X-IMAPAPI-Timestamp>.<raw body>" (a replay shows an old timestamp)
+    ts = hdr["x-imapapi-timestamp"]
+    assert abs(int(ts) - time.time()) < 60
+    assert hdr["x-imapapi-signature"] == hmac.new(
+        b"s3cret", ts.encode() + b"." + got[0]["body"], hashlib.sha256).hexdigest()
     # a duplicate wake-up (re-committed job, worker redelivery) does not POST again
     events.append_events(r, "acc", [e])
     assert wh.deliver_event(r, e["id"])[0] in ("duplicate", "gone")
