@@ -199,6 +199,11 @@ def gunicorn_options(settings: Settings) -> dict:
         "accesslog": "-" if settings.log_level in ("debug", "trace") else None,
         "child_exit": child_exit,
         "proc_name": "imap-api-api",
+        # header and query limits set explicitly (docs/security.md): request line incl. the
+        # query string (and ?access_token=) 8190 bytes, 100 headers of at most 8190 bytes each
+        "limit_request_line": 8190,
+        "limit_request_fields": 100,
+        "limit_request_field_size": 8190,
         # import the app once in the arbiter and fork it: workers start in milliseconds and
         # share its pages (start time counts where containers scale to zero)
         "preload_app": True,
