@@ -30,6 +30,8 @@ _TAGGED = re.compile(rb"^([A-Za-z0-9.]+) (OK|NO|BAD)\b", re.I)
 _COMMAND = re.compile(rb"^([A-Za-z0-9.]+) (UID )?([A-Za-z]+)", re.I)
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r?\n?$")
 _UNTAGGED = re.compile(rb"^\* (?:\d+ )?([A-Za-z]+)")
+# label children bound once: .labels() per line would take a lock and a dict lookup each time
+BYTES_IN, BYTES_OUT = metrics.BYTES.labels("in"), metrics.BYTES.labels("out")
 
 
 class LogSettings:
@@ -149,6 +151,8 @@ class Tap:
         self.pending: dict[bytes, tuple[str, float]] = {}   # tag -> (command, started)
         self.client_literal = False
         self.after_literal = False
+        self.idle_tag: bytes | None = None      # pushes are untagged lines while IDLE runs
+        self.bytes_in = self.bytes_out = 0      # added to the counters once per reply
         self._send, self._readline, self._read = compat.wrap_io(
             client, self.send, self.readline, self.read)
         if label:
@@ -165,10 +169,17 @@ class Tap:
         if entries and SETTINGS.enabled(self.account):
             WRITER.put(self.redis, self.account, entries)
 
+    def _count_bytes(self) -> None:
+        if self.bytes_in:
+            BYTES_IN.inc(self.bytes_in)
+        if self.bytes_out:
+            BYTES_OUT.inc(self.bytes_out)
+        self.bytes_in = self.bytes_out = 0
+
     # -- the wrapped calls -------------------------------------------------------------------
     def send(self, data: bytes):
         result = self._send(data)
-        metrics.BYTES.labels("out").inc(len(data))
+        self.bytes_out += len(data)
         logging_on = SETTINGS.enabled(self.account)
         if self.client_literal:
             self.client_literal, self.after_literal = False, True
@@ -185,6 +196,8 @@ class Tap:
             if match.group(2):
                 name = "UID " + name
             self.pending[match.group(1)] = (name, time.monotonic())
+            if name == "IDLE":
+                self.idle_tag = match.group(1)
         if _LITERAL.search(data):
             self.client_literal = True
         if logging_on:
@@ -195,20 +208,25 @@ class Tap:
 
     def readline(self):
         line = self._readline()
-        metrics.BYTES.labels("in").inc(len(line))
+        self.bytes_in += len(line)
         done = False
         if line.startswith(b"* "):
-            if not self.pending or any(c == "IDLE" for c, _ in self.pending.values()):
+            if self.idle_tag is not None or not self.pending:
                 kind = _UNTAGGED.match(line)
                 metrics.PUSHES.labels(kind.group(1).upper().decode("ascii", "replace")
                                       if kind else "OTHER").inc()
+                self._count_bytes()
         elif not line.startswith(b"+"):
             match = _TAGGED.match(line)
             if match:
-                started = self.pending.pop(match.group(1), None)
+                tag = match.group(1)
+                started = self.pending.pop(tag, None)
                 if started:
                     metrics.COMMAND_SECONDS.labels(started[0]).observe(
                         time.monotonic() - started[1])
+                if tag == self.idle_tag:
+                    self.idle_tag = None
+                self._count_bytes()
                 done = True
         if SETTINGS.enabled(self.account):
             self._log("s", self.redactor.server(line))
@@ -223,7 +241,7 @@ class Tap:
 
     def read(self, size: int):
         data = self._read(size)
-        metrics.BYTES.labels("in").inc(len(data))
+        self.bytes_in += len(data)
         if SETTINGS.enabled(self.account):
             self._log("s", self.redactor.literal(bytes(data), "s"))
         return data
