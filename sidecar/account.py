@@ -159,8 +159,12 @@ class Account:
                 self._fenced()
 
     def _fenced(self) -> None:
-        """A write was refused: another replica holds the account now. Stop, quietly."""
+        """A write was refused: another replica holds the account now. Stop, quietly: the
+        connection goes too (in the pool, once whoever holds the lock lets go)."""
+        if not self.stopped:
+            log.warning("%s: write refused, lease %s is not current; dropping", self.id, self.lease)
         self.stopped = True
+        self.runtime.pool.submit(self.stop, 0.5, False)
         if self.runtime.leases is not None:
             self.runtime.leases.lost(self.id, self.lease)
 
@@ -317,8 +321,11 @@ class Account:
         client, now = self.client, time.time()
         if "IDLE" in self.session.capabilities:
             if not self.idling:
-                client.idle()
+                early = idle.start_idle(client)
                 self.idling, self.idle_since = True, now
+                early = [r for r in early if not (r and r[0] == b"OK")]
+                if early:   # pushed right before "+ idling": the hooks ask for a tick now
+                    self.runtime.hooks.on_idle_responses(self.session, early)
             when = min(self.idle_since + IDLE_REFRESH, self.session.next_tick)
             if idle.has_buffered(client):
                 self.runtime.reactor.arm(self, None, now)   # select() can't see these bytes

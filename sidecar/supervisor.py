@@ -100,6 +100,8 @@ class Supervisor:
         live = self._live()
         mine = owned(members, live, self.sid)
         with self._lock:
+            for account_id in [a for a, acct in self.accounts.items() if acct.stopped]:
+                self.accounts.pop(account_id)   # stopped itself (fenced): take it afresh
             current = set(self.accounts)
             self._wanted = set()
         self._hand_over(current - mine)
@@ -170,6 +172,7 @@ class Supervisor:
             if old is not None:   # an object from an older lease: it must not talk any more
                 old.stopped = True
                 self.pool.submit(old.stop, 0.5, False)
+            log.info("%s: lease %d taken", account_id, token)
             acct.start()
 
     def _hand_over(self, names) -> None:
@@ -210,6 +213,7 @@ class Supervisor:
                                     and acct.lease is not None):
                     continue   # re-acquired meanwhile under a new token: keep
                 self.accounts.pop(account_id, None)
+            log.info("%s: lease %s lost, dropping the connection", account_id, acct.lease)
             acct.stopped = True
             self.pool.submit(acct.stop, 0.2, False)
         self._wake.set()

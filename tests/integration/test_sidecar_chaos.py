@@ -20,6 +20,7 @@ import signal
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +54,8 @@ def big_dovecot():
     server = session_dovecot(root)
     yield server
     server.stop()
+    # kept for a failure's post-mortem (who logged in when): one file, overwritten per run
+    shutil.copy(server.root / "dovecot.log", Path(tempfile.gettempdir()) / "imapapi-chaos-dovecot.log")
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -329,8 +332,9 @@ def test_replicas_under_chaos_keep_one_owner_and_every_event(api, redis, replica
     if lost_new or lost_flag:
         detail = {k[0]: [(e["event"], e.get("data", {}).get("uid"), e.get("date"))
                          for e in feeds[k[0]]] for k in (lost_new + lost_flag)[:3]}
+        owners = {k[0]: redis.hget(leases.LEASES, k[0]) for k in (lost_new + lost_flag)[:3]}
         raise AssertionError(f"lost events: new {lost_new[:10]} flags {lost_flag[:10]}; "
-                             f"their feeds: {detail}")
+                             f"their feeds: {detail}; leases now: {owners}")
     assert not dup_new and not dup_flag, f"one change, several event ids: {dup_new} {dup_flag}"
 
 
