@@ -145,9 +145,9 @@ def _enforce():
     if endpoint in PUBLIC or request.method == "OPTIONS":
         return None
     browser = endpoint.startswith(BROWSER_PREFIXES)
-    if browser and request.method in UNSAFE:
-        _check_csrf()
     if not auth_required():
+        if browser and request.method in UNSAFE:
+            _check_csrf()   # open mode too: another site must not drive a local UI's forms
         return None
     view = request.url_rule and _view(endpoint)
     scope = _scope_for(endpoint, view)
@@ -164,6 +164,8 @@ def _enforce():
     if not tokens.allows(record, scope, account):
         return _fail(403, f"token {record['id']} lacks {scope}"
                           + (f" for account {account}" if account else ""), browser)
+    if browser and request.method in UNSAFE:
+        _check_csrf()
     g.token = record
     return None
 
