@@ -204,6 +204,8 @@ def gunicorn_options(settings: Settings) -> dict:
         "limit_request_line": 8190,
         "limit_request_fields": 100,
         "limit_request_field_size": 8190,
+        # the access log (debug) shows the path without the query: ?access_token= stays out
+        "access_log_format": '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss',
         # import the app once in the arbiter and fork it: workers start in milliseconds and
         # share its pages (start time counts where containers scale to zero)
         "preload_app": True,
