@@ -49,7 +49,8 @@ def page(template: str, status: int = 200, **context):
     context.setdefault("notice", request.args.get("ok"))
     context.setdefault("problem", None)
     context.setdefault("csrf_token", csrf_token_value())
-    return render_template(template, version=__version__, nav=NAV, **context), status, {"Cache-Control": "no-store"}
+    html = render_template(template, version=__version__, nav=NAV, **context)
+    return html, status, {"Cache-Control": "no-store"}
 
 
 def done(endpoint: str, message: str, **values):

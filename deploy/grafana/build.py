@@ -35,9 +35,15 @@ def q(expr_):
     return expr_.replace("$__rate", "$__rate_interval")
 
 
+def quantile(phi: float, metric: str, by: str = "") -> str:
+    labels = "le" + (", " + by if by else "")
+    return q(f"histogram_quantile({phi}, sum by ({labels}) (rate({metric}_bucket[$__rate])))")
+
+
 P = []
 y = 0
-P.append(row("Accounts and API", y)); y += 1
+P.append(row("Accounts and API", y))
+y += 1
 P += [
     panel("Accounts by connection state", [("sum by (status) (imap_connections)", "{{status}}")],
           x=0, y=y, stack=True, description="From the API (counters kept by state changes)"),
@@ -47,21 +53,21 @@ P += [
 y += 8
 P += [
     panel("API latency p50 / p95", [
-        (q("histogram_quantile(0.5, sum by (le) (rate(flask_http_request_duration_seconds_bucket[$__rate])))"), "p50"),
-        (q("histogram_quantile(0.95, sum by (le) (rate(flask_http_request_duration_seconds_bucket[$__rate])))"), "p95")],
+        (quantile(0.5, "flask_http_request_duration_seconds"), "p50"),
+        (quantile(0.95, "flask_http_request_duration_seconds"), "p95")],
         x=0, y=y, unit="s"),
     panel("Slowest routes (p95)", [
-        (q("topk(5, histogram_quantile(0.95, sum by (le, url_rule) (rate(flask_http_request_duration_seconds_bucket[$__rate]))))"),
+        ("topk(5, " + quantile(0.95, "flask_http_request_duration_seconds", "url_rule") + ")",
          "{{url_rule}}")], x=12, y=y, unit="s"),
 ]
 y += 8
-P.append(row("Sidecar (IMAP)", y)); y += 1
+P.append(row("Sidecar (IMAP)", y))
+y += 1
 P += [
     panel("Connections by state (per replica)", [
         ("sum by (state) (imap_sidecar_connections)", "{{state}}")], x=0, y=y, stack=True),
     panel("IMAP command latency p95 by command", [
-        (q("histogram_quantile(0.95, sum by (le, command) (rate(imap_command_seconds_bucket[$__rate])))"),
-         "{{command}}")], x=12, y=y, unit="s"),
+        (quantile(0.95, "imap_command_seconds", "command"), "{{command}}")], x=12, y=y, unit="s"),
 ]
 y += 8
 P += [
@@ -83,13 +89,14 @@ P += [
                                           "dropped")], x=18, y=y, w=6),
 ]
 y += 8
-P.append(row("Workers (webhooks, sending, queues)", y)); y += 1
+P.append(row("Workers (webhooks, sending, queues)", y))
+y += 1
 P += [
     panel("Webhook POSTs by outcome", [(q("sum by (outcome) (rate(webhook_deliveries_total[$__rate]))"),
                                         "{{outcome}}")], x=0, y=y, unit="ops", stack=True),
     panel("Webhook latency p50 / p95", [
-        (q("histogram_quantile(0.5, sum by (le) (rate(webhook_delivery_seconds_bucket[$__rate])))"), "p50"),
-        (q("histogram_quantile(0.95, sum by (le) (rate(webhook_delivery_seconds_bucket[$__rate])))"), "p95")],
+        (quantile(0.5, "webhook_delivery_seconds"), "p50"),
+        (quantile(0.95, "webhook_delivery_seconds"), "p95")],
         x=12, y=y, unit="s"),
 ]
 y += 8
@@ -103,8 +110,7 @@ P += [
 y += 8
 P += [
     panel("Task runtime p95 by task", [
-        (q("histogram_quantile(0.95, sum by (le, task) (rate(task_seconds_bucket[$__rate])))"),
-         "{{task}}")], x=0, y=y, unit="s"),
+        (quantile(0.95, "task_seconds", "task"), "{{task}}")], x=0, y=y, unit="s"),
     panel("Task failures", [(q('sum by (task) (rate(task_seconds_count{state="FAILURE"}[$__rate]))'),
                              "{{task}}"),
                             (q("sum by (outcome) (rate(webhook_tasks_total[$__rate]))"),

@@ -3,7 +3,6 @@ pages load cleanly, forms do what they say, 375 px wide pages have no horizontal
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import pytest

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 
 from imapapi import delivery, protolog, stats
 from tests.unit.api_helpers import app, client  # noqa: F401  (fixtures)
