@@ -100,14 +100,21 @@ class Reactor:
             if kind != "arm" or token != self._tokens.get(id(account)):
                 continue
             if fd is not None:
-                if fd in self._fds:   # fd number reused after a close we never saw
-                    self._sel.modify(fd, selectors.EVENT_READ, None)
-                else:
+                stale = self._fds.pop(fd, None)
+                if stale is not None:
+                    # fd number reused after a close we never saw. The kernel dropped the closed
+                    # socket from epoll by itself and modify() with the same events makes no
+                    # syscall: the new socket would never be watched (a silent account).
+                    self._acct_fd.pop(id(stale[0]), None)
                     try:
-                        self._sel.register(fd, selectors.EVENT_READ, None)
-                    except (ValueError, OSError):
-                        self._fire(account, token, "io")   # closed already: let the pool see it
-                        continue
+                        self._sel.unregister(fd)
+                    except (KeyError, ValueError, OSError):
+                        pass
+                try:
+                    self._sel.register(fd, selectors.EVENT_READ, None)
+                except (ValueError, OSError):
+                    self._fire(account, token, "io")   # closed already: let the pool see it
+                    continue
                 self._fds[fd] = (account, token)
                 self._acct_fd[id(account)] = fd
             heapq.heappush(self._timers, (when, next(self._seq), account, token))
