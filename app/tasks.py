@@ -12,7 +12,7 @@ import redis.exceptions
 from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import current_app, has_app_context
 
-from imapapi import errors, rpc, wire
+from imapapi import errors, rpc
 from imapapi import tasknames as T
 from imapapi.producer import celery
 from imapapi.settings import get_redis, get_settings
@@ -37,7 +37,7 @@ def run(task_name: str, *, timeout: float | None = None, **kwargs):
     if has_app_context() and current_app.config.get("TASKS_EAGER"):
         return unwrap(task_name, run_local(task_name, kwargs))
     if task_name in T.SIDECAR_TASKS:
-        return run_direct(celery, task_name, timeout, kwargs)
+        return run_direct(task_name, timeout, kwargs)
     try:
         # the task's own sidecar deadline is `timeout`; allow a little for the two queue hops
         async_result = celery.send_task(task_name, kwargs=kwargs, expires=timeout,
@@ -67,21 +67,22 @@ def run(task_name: str, *, timeout: float | None = None, **kwargs):
     return unwrap(task_name, envelope)
 
 
-def run_direct(celery, task_name: str, timeout: float, kwargs: dict):
-    """IMAP operations: the task checks the account and hands the command to the sidecar,
-    which answers on a reply key this request waits on (no result-backend round trip)."""
-    reply_id = wire.new_id()
+def run_direct(task_name: str, timeout: float, kwargs: dict):
+    """IMAP operations: the API runs the check-and-hand-over step the IMAP task would run
+    (rpc.enqueue, one Lua step) itself and waits on the reply key the sidecar answers on.
+
+    The Celery hop added nothing here but latency (publish, worker wake-up, unacked bookkeeping,
+    ack: about half of a GET message/{id}); the tasks stay for callers outside the API
+    (send_task by name, celery_tasks/imap.py)."""
+    redis = get_redis()
+    account = kwargs.pop("account")
+    op = task_name[len(T.PREFIX):]
     try:
-        celery.send_task(task_name, kwargs={**kwargs, "reply_id": reply_id}, expires=timeout,
-                         ignore_result=True, retry=True, retry_policy=PUBLISH_RETRY)
-    except Exception as exc:   # broker down (Celery raises RuntimeError too)
-        log.error("cannot publish task %s: %s", task_name, exc)
-        raise _unavailable() from None
-    try:
-        # the sidecar's own deadline is `timeout` from when the task handed the command over
-        reply = rpc.wait(get_redis(), reply_id, timeout=timeout + 1.0)
+        command = rpc.enqueue(redis, account, op, kwargs, timeout=timeout)
+        # the sidecar's own deadline is `timeout` from the hand-over
+        reply = rpc.wait(redis, command.id, timeout=timeout + 1.0)
     except BROKER_ERRORS as exc:
-        log.error("lost Redis waiting for %s: %s", task_name, exc)
+        log.error("Redis unreachable for %s: %s", task_name, exc)
         raise _unavailable() from None
     return rpc.result_of(reply)
 

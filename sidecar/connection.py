@@ -15,7 +15,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from imapapi import authserver, errors
 
 from . import wiretap
-from .imap import compat
+from .imap import compat, selection
 
 _contexts: dict[tuple, ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
@@ -149,6 +149,7 @@ def connect(imap: dict, timeout: float, *, account: str | None = None,
         compat.forget_capabilities(client)   # servers may announce more after login
         caps = {_text(c).upper() for c in client.capabilities()}
         compat.set_read_timeout(client, connect=timeout, read=timeout)
+        selection.track(client)         # reads skip re-EXAMINing the selected folder
         return client, caps
     except BaseException as exc:
         if client is not None:

@@ -49,15 +49,19 @@ def _header_bytes(entry: dict) -> bytes:
     return b""
 
 
-def read_text_part(client, uid: int, part: bodystructure.Part, max_bytes: int) -> tuple[str, bool]:
+def read_text_part(client, uid: int, part: bodystructure.Part, max_bytes: int,
+                   prefetched: bytes | None = None) -> tuple[str, bool]:
     """Decoded text of one part -> (text, hasMore). With a cap, only about max_bytes of encoded
-    data is fetched (partial FETCH), more only while the decoded text is still short."""
+    data is fetched (partial FETCH), more only while the decoded text is still short.
+    `prefetched`: the whole part, already fetched with the BODYSTRUCTURE (no cap only)."""
     decoder = TextDecoder(part.encoding, part.charset)
     pieces, produced, offset, complete = [], 0, 0, False
     while True:
         if max_bytes:
             want = encoded_budget(part.encoding, max_bytes - produced + 1)
             data = read_section(client, uid, part.number, offset, want)
+        elif prefetched is not None:
+            data, want, prefetched = prefetched, len(prefetched) + 1, None
         else:
             # no cap: the whole part in one FETCH (BODYSTRUCTURE sizes are not trusted as limits)
             value = body_value(fetch_one(client, uid, [f"BODY.PEEK[{part.number}]"]))
@@ -80,13 +84,22 @@ def read_text_part(client, uid: int, part: bodystructure.Part, max_bytes: int) -
     return text, cut or not complete
 
 
-def collect_text(client, uid: int, structure, groups, text_type: str, max_bytes: int) -> dict:
-    """{plain?, html?, <other>?, hasMore}: parts bucketed by subtype, each bucket capped in bytes."""
+def wanted_parts(groups, text_type: str) -> list[str]:
+    """The part numbers a text request reads, in order (the id's groups for the type)."""
     wanted = {"plain": groups[:1], "html": groups[1:2]}.get(text_type, groups[:3])
+    return [n for group in wanted for n in group]
+
+
+def collect_text(client, uid: int, structure, groups, text_type: str, max_bytes: int,
+                 prefetched: dict | None = None) -> dict:
+    """{plain?, html?, <other>?, hasMore}: parts bucketed by subtype, each bucket capped in bytes.
+
+    `prefetched`: {part number: bytes} of whole parts fetched already (no cap only)."""
+    prefetched = prefetched or {}
     buckets: dict[str, list[str]] = {}
     used: dict[str, int] = {}
     has_more = False
-    for number in [n for group in wanted for n in group]:
+    for number in wanted_parts(groups, text_type):
         part = structure.part(number)
         if part is None or part.type != "text":
             continue   # an id naming parts this message does not have: ignore them
@@ -95,7 +108,8 @@ def collect_text(client, uid: int, structure, groups, text_type: str, max_bytes:
         if max_bytes and spent >= max_bytes:
             has_more = True
             continue
-        text, more = read_text_part(client, uid, part, max_bytes - spent if max_bytes else 0)
+        text, more = read_text_part(client, uid, part, max_bytes - spent if max_bytes else 0,
+                                    None if max_bytes else prefetched.get(number))
         bucket.append(text)
         used[part.subtype] = spent + len(text.encode("utf-8"))
         has_more = has_more or more

@@ -12,7 +12,7 @@ from sidecar.imap.fetch import fetch_one, iter_section
 from sidecar.imap.textdecode import TransferDecoder
 
 from .registry import op
-from .msgutil import open_message
+from .msgutil import open_and_fetch
 
 NOT_FOUND = "Requested file not found"
 
@@ -90,8 +90,8 @@ def source(ctx, message: str):
     """-> stream of the message's bytes exactly as stored; result {size} goes out first."""
     with ctx.client() as client:
         try:
-            _no, uid, _path = open_message(ctx, client, message)
-            size = fetch_one(client, uid, ["UID", "RFC822.SIZE"]).get(b"RFC822.SIZE", 0)
+            _no, uid, _path, entry = open_and_fetch(ctx, client, message, ["UID", "RFC822.SIZE"])
+            size = entry.get(b"RFC822.SIZE", 0)
         except errors.NotFound:
             raise errors.MessageNotFound(NOT_FOUND) from None
         writer = ctx.stream({"size": size, "contentType": "message/rfc822"})
@@ -108,8 +108,8 @@ def attachment(ctx, attachment: str):
         raise errors.NotFound(NOT_FOUND, code="AttachmentNotFound") from None
     with ctx.client() as client:
         try:
-            _no, uid, _path = open_message(ctx, client, attachment)
-            entry = fetch_one(client, uid, ["UID", "BODYSTRUCTURE"])
+            _no, uid, _path, entry = open_and_fetch(ctx, client, attachment,
+                                                    ["UID", "BODYSTRUCTURE"])
         except errors.NotFound:
             raise errors.NotFound(NOT_FOUND, code="AttachmentNotFound") from None
         part = bodystructure.analyze(entry.get(b"BODYSTRUCTURE")).part(number)

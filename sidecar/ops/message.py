@@ -1,16 +1,22 @@
 """Ops messages.get (details from BODYSTRUCTURE/ENVELOPE/headers) and messages.text (partial reads)."""
 from __future__ import annotations
 
+import re
+
 from imapapi import errors, ids
 from sidecar.imap import bodystructure, replytext
-from sidecar.imap.details import DETAIL_ITEMS, build_details, collect_text
-from sidecar.imap.fetch import fetch_one
+from sidecar.imap.details import DETAIL_ITEMS, build_details, collect_text, wanted_parts
 
 from .registry import op
-from .msgutil import open_message
+from .msgutil import open_and_fetch
 
 TEXT_TYPES = ("plain", "html", "*")
 MAX_BYTES = 1024 ** 3
+_SECTION = re.compile(r"^[1-9][0-9]{0,4}(\.[1-9][0-9]{0,4}){0,15}$")
+MAX_PREFETCH = 16   # parts named by one text id fetched with its BODYSTRUCTURE
+# Each is fetched partially: a part that fills this (or a crafted id naming a big attachment)
+# is read again the ordinary way, so the prefetch never holds more than this per part.
+PREFETCH_BYTES = 1024 * 1024
 
 
 def check_text_args(text_type, max_bytes) -> tuple[str, int]:
@@ -29,8 +35,7 @@ def get_message(ctx, message: str, textType: str | None = None, maxBytes: int = 
     if textType is not None:
         textType, maxBytes = check_text_args(textType, maxBytes)
     with ctx.client() as client:
-        mailbox_no, uid, _path = open_message(ctx, client, message)
-        entry = fetch_one(client, uid, list(DETAIL_ITEMS))
+        mailbox_no, uid, _path, entry = open_and_fetch(ctx, client, message, list(DETAIL_ITEMS))
         out = build_details(mailbox_no, entry)
         if textType is not None and b"BODYSTRUCTURE" in entry:
             structure = bodystructure.analyze(entry[b"BODYSTRUCTURE"])
@@ -53,8 +58,19 @@ def add_visible(out: dict) -> None:
 def get_text(ctx, text: str, textType: str = "*", maxBytes: int = 0):
     textType, maxBytes = check_text_args(textType, maxBytes)
     _mailbox_no, _uid, groups = ids.decode_text_id(text)
+    # The id names the parts: without a cap they come in the same FETCH as the BODYSTRUCTURE
+    # (one round trip instead of one per part); with a cap they are read partially after it.
+    # Only a part shorter than PREFETCH_BYTES counts as complete.
+    parts = [] if maxBytes else [n for n in wanted_parts(groups, textType)
+                                 if _SECTION.match(n)][:MAX_PREFETCH]
     with ctx.client() as client:
-        _no, uid, _path = open_message(ctx, client, text)
-        entry = fetch_one(client, uid, ["UID", "BODYSTRUCTURE"])
+        _no, uid, _path, entry = open_and_fetch(
+            ctx, client, text, ["UID", "BODYSTRUCTURE"] +
+            [f"BODY.PEEK[{n}]<0.{PREFETCH_BYTES}>" for n in parts])
         structure = bodystructure.analyze(entry.get(b"BODYSTRUCTURE"))
-        return collect_text(client, uid, structure, groups, textType, maxBytes)
+        prefetched = {}
+        for n in parts:
+            value = entry.get(f"BODY[{n}]<0>".encode())
+            if value is not None and len(value) < PREFETCH_BYTES:
+                prefetched[n] = bytes(value)
+        return collect_text(client, uid, structure, groups, textType, maxBytes, prefetched)

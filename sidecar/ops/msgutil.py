@@ -6,7 +6,9 @@ import re
 from imapclient.exceptions import IMAPClientError
 
 from imapapi import errors, ids
+from sidecar.imap import selection
 from sidecar.imap.codec import encode_mailbox, normalize_path, to_text
+from sidecar.imap.fetch import fetch_one
 
 # RFC 3501 flag: "\" atom (system flag) or a keyword atom; atom-specials are excluded.
 _FLAG = re.compile(r'^\\?[^\x00-\x20\x7f(){%*"\\\]]+$')
@@ -60,13 +62,38 @@ def open_message(ctx, client, message_id: str, *, readonly: bool = True) -> tupl
 
     404 when the number is unknown, the folder is gone, or its UIDVALIDITY changed since the id
     was issued (an old uid could now name another message)."""
+    return _open(ctx, client, message_id, readonly, reuse=False)[:3]
+
+
+def open_and_fetch(ctx, client, message_id: str, items: list) -> tuple[int, int, str, dict]:
+    """For single-message reads: open_message + one UID FETCH -> (number, uid, path, entry).
+
+    When the connection already has the folder selected (the idle folder, nearly always) no
+    EXAMINE is sent (sidecar/imap/selection.py): the read costs one round trip. The session's
+    view may then predate the message (appended by another client since): a miss selects
+    again and fetches once more before it is a 404."""
+    mailbox_no, uid, path, reused = _open(ctx, client, message_id, True, reuse=True)
+    try:
+        return mailbox_no, uid, path, fetch_one(client, uid, items)
+    except errors.MessageNotFound:
+        if not reused:
+            raise
+    selection.forget(client)
+    mailbox_no, uid, path, _ = _open(ctx, client, message_id, True, reuse=False)
+    return mailbox_no, uid, path, fetch_one(client, uid, items)
+
+
+def _open(ctx, client, message_id: str, readonly: bool, reuse: bool):
     mailbox_no, uid = ids.decode_message_id(message_id)
     uid_validity, path = ctx.registry.resolve(mailbox_no)
-    try:
-        info = select(client, path, readonly=readonly)
-    except errors.MailboxNotFound:
-        raise errors.MessageNotFound() from None
+    info = selection.current(client, server_path(path), readonly=readonly) if reuse else None
+    reused = info is not None
+    if info is None:
+        try:
+            info = select(client, path, readonly=readonly)
+        except errors.MailboxNotFound:
+            raise errors.MessageNotFound() from None
     current = info.get(b"UIDVALIDITY")
     if current is not None and int(current) != int(uid_validity):
         raise errors.MessageNotFound()
-    return mailbox_no, uid, path
+    return mailbox_no, uid, path, reused
