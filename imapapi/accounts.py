@@ -130,14 +130,23 @@ def upsert(redis, data: dict) -> dict:
 
 
 def delete(redis, account: str) -> bool:
-    """Remove the account and its per-account data (the id registry is kept so old ids 404)."""
+    """Remove the account and every per-account key (a re-added account's id registry starts
+    at another random base, so old ids still 404: imapapi.ids.MailboxRegistry)."""
     key = keys.account(account)
     pipe = redis.pipeline(transaction=True)
     pipe.eval(_DELETE_LUA, 2, key, stats.STATES_KEY)
     pipe.srem(keys.ACCOUNTS, account)
-    pipe.delete(keys.mailbox_listing(account))
     pipe.hdel(keys.OWNERS, account)
     removed = pipe.execute()[0]
+    purge(redis, account)
+    redis.publish(keys.ACCOUNTS_CHANNEL, account)
+    return bool(removed)
+
+
+def purge(redis, account: str) -> None:
+    """Delete a deleted account's data keys: at delete, and again by the sidecar after its
+    LOGOUT (an op or sync still running at the delete may have written one back)."""
+    redis.delete(keys.mailbox_listing(account), keys.mailbox_registry(account))
     batch = []
     for k in redis.scan_iter(match=keys.account_prefix(account) + "*", count=500):
         batch.append(k)
@@ -146,8 +155,6 @@ def delete(redis, account: str) -> bool:
             batch = []
     if batch:
         redis.delete(*batch)
-    redis.publish(keys.ACCOUNTS_CHANNEL, account)
-    return bool(removed)
 
 
 def set_state(redis, account: str, state: str, error: dict | None = None) -> None:

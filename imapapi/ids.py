@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import secrets
 import struct
 
 import msgpack
@@ -88,31 +89,49 @@ def mailbox_key(uid_validity: int, path: str) -> bytes:
 
 
 class MailboxRegistry:
-    """Maps (uidValidity, path) <-> small mailbox numbers in Redis (kept after account delete)."""
+    """Maps (uidValidity, path) <-> small mailbox numbers in Redis (deleted with the account).
+
+    A registry starts counting at a random base, so the numbers of a deleted and re-added
+    account's new registry do not repeat the old ones: its old ids still 404 (they could
+    otherwise name another folder's message)."""
 
     # One round trip, atomic: concurrent allocators never hand out the same number twice.
     _ALLOC = """
     local n = redis.call('HGET', KEYS[1], ARGV[1])
     if n then return tonumber(n) end
+    if redis.call('HEXISTS', KEYS[1], 'next') == 0 then
+      redis.call('HSET', KEYS[1], 'next', ARGV[2])
+    end
     n = redis.call('HINCRBY', KEYS[1], 'next', 1)
     redis.call('HSET', KEYS[1], ARGV[1], n, 'ix:' .. n, ARGV[1])
     return n
     """
+    BASES = (1000, 1 << 24)   # the random first number's range (ids keep 32 bits for it)
 
     def __init__(self, redis, account_id: str):
         self.redis = redis
         self.key = keys.mailbox_registry(account_id)
         self._cache: dict[bytes, int] = {}
+        # number -> (uidValidity, path): a number never changes meaning while the registry
+        # exists, so each single-message read needs no Redis round trip for it after the first
+        self._resolved: dict[int, tuple[int, str]] = {}
 
     def number(self, uid_validity: int, path: str) -> int:
         mk = mailbox_key(uid_validity, path)
         if mk not in self._cache:
-            self._cache[mk] = int(self.redis.eval(self._ALLOC, 1, self.key, mk))
+            base = secrets.randbelow(self.BASES[1] - self.BASES[0]) + self.BASES[0]
+            self._cache[mk] = int(self.redis.eval(self._ALLOC, 1, self.key, mk, base))
         return self._cache[mk]
 
     def resolve(self, mailbox_no: int) -> tuple[int, str]:
         """-> (uidValidity, path) the number was issued for; MessageNotFound if unknown."""
+        found = self._resolved.get(mailbox_no)
+        if found is not None:
+            return found
         raw = self.redis.hget(self.key, f"ix:{mailbox_no}")
         if not raw or len(raw) < 8:
             raise MessageNotFound()
-        return struct.unpack(">Q", raw[:8])[0], raw[8:].decode("utf-8")
+        found = struct.unpack(">Q", raw[:8])[0], raw[8:].decode("utf-8")
+        if len(self._resolved) < 10000:
+            self._resolved[mailbox_no] = found
+        return found

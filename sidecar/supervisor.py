@@ -18,7 +18,7 @@ import threading
 import time
 
 from imapapi import keys, leases, rpc, vault
-from imapapi.accounts import get_record
+from imapapi.accounts import get_record, purge as purge_account
 
 from . import runtime as runtime_mod
 from .account import Account, imap_signature
@@ -189,6 +189,9 @@ class Supervisor:
     def _logout_then_release(self, acct: Account, wait: float = 1.0) -> None:
         try:
             acct.stop(wait=wait)
+            if not self.redis.exists(keys.account(acct.id)):
+                # deleted: whatever a sync or op wrote after the delete goes too
+                purge_account(self.redis, acct.id)
         finally:
             with self._lock:
                 if acct.lease is not None:

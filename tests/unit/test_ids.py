@@ -111,4 +111,19 @@ def test_registry_concurrent_allocation_is_unique(redis):
     for t in threads:
         t.join()
     assert all(r == results[0] for r in results)
-    assert sorted(results[0].values()) == list(range(1, 31))
+    numbers = sorted(results[0].values())
+    # consecutive from the registry's random base (a re-added account's ids do not repeat)
+    assert numbers == list(range(numbers[0], numbers[0] + 30))
+    assert ids.MailboxRegistry.BASES[0] < numbers[0] <= ids.MailboxRegistry.BASES[1]
+
+
+def test_registry_resolve_is_cached_per_object(redis):
+    account = "unit-ids-cached"
+    redis.delete(f"iah:{account}")
+    reg = ids.MailboxRegistry(redis, account)
+    number = reg.number(7, "INBOX")
+    assert reg.resolve(number) == (7, "INBOX")
+    redis.delete(f"iah:{account}")      # a number never changes meaning: no second lookup
+    assert reg.resolve(number) == (7, "INBOX")
+    with pytest.raises(MessageNotFound):
+        ids.MailboxRegistry(redis, account).resolve(number)
