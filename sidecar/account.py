@@ -119,6 +119,7 @@ class Account:
         self.state = "init"
         self.error_event: tuple | None = None   # (state, response) of the last error event sent
         self.lock = threading.Lock()          # held by whoever talks on the main connection
+        self.rewake = False       # a wake-up found the lock busy: the holder re-arms on release
         self.client = None
         self.idling = False
         self.paused = False       # out of IDLE between ops (lock free), resumed after RESUME_GRACE
@@ -344,8 +345,14 @@ class Account:
                 self.start()
             return
         if not self.lock.acquire(blocking=False):
-            return   # an op holds the main connection and re-arms when done
+            # Busy: an op (it re-arms when done) or the previous wake-up, which may already have
+            # armed the registration that fired us. Leave a note for the holder, then try once
+            # more (it may have let go meanwhile); else the holder re-arms when it sees the note.
+            self.rewake = True
+            if not self.lock.acquire(blocking=False):
+                return
         try:
+            self.rewake = False
             if reactor.current(self, token) and self.client is not None:
                 self._service()
         except leases.Fenced:
@@ -359,6 +366,10 @@ class Account:
                 self._dropped(exc)
         finally:
             self.lock.release()
+            if self.rewake and not self.stopped and self.client is not None:
+                # a wake-up came while we held the lock: its registration is used up
+                self.rewake = False
+                self.runtime.reactor.arm(self, None, time.time())
 
     def _service(self) -> None:
         client, now = self.client, time.time()

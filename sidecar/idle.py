@@ -209,6 +209,26 @@ def read_available(client) -> list:
     return out
 
 
+def start_idle(client) -> list:
+    """imapclient's idle(), tolerant: untagged responses the server sends before its "+ idling"
+    (a NOTIFY push racing the command) are returned, not fatal (imapclient raises on them)."""
+    tag = compat.begin(client, "IDLE")
+    get_line, read = compat.line_reader(client)
+    out = []
+    for _ in range(100000):
+        parts = responses.read_response(get_line, read)
+        line = responses.first_line(parts)
+        if line.startswith(b"+"):
+            compat.set_idle_tag(client, tag)
+            return out
+        if line.startswith(tag + b" "):
+            compat.forget_tag(client, tag)
+            raise imaplib.IMAP4.error(f"IDLE refused: {line!r}")
+        if line.startswith(b"* "):
+            out.append(responses.parse_untagged(parts))
+    raise imaplib.IMAP4.abort("no answer to IDLE")
+
+
 def idle_done(client) -> tuple:
     """imapclient's idle_done(), literal-aware: its version parses only the first line of each
     response, so a pushed literal arriving before the DONE answer would break the connection."""

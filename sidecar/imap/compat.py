@@ -115,6 +115,16 @@ def idle_tag(client) -> bytes:
     return client._idle_tag
 
 
+def set_idle_tag(client, tag: bytes) -> None:
+    """IDLE started by sidecar.idle.start_idle: imapclient's idle_check/idle_done need the tag."""
+    client._idle_tag = tag
+
+
+def begin(client, *args) -> bytes:
+    """Send a command without reading its answer -> its tag (the caller reads the answer)."""
+    return client._imap._command(*args)
+
+
 def send_raw(client, data: bytes) -> None:
     client._imap.send(data)
 
