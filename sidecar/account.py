@@ -180,7 +180,7 @@ class Account:
         self._move("start")
         if not self.connect_queued:   # one queued setup is enough: it reloads the record
             self.connect_queued = True
-            self.runtime.ramp.submit(self._connect_job)
+            self.runtime.ramp.submit(self._connect_job, skip=lambda: self.stopped)
 
     def _connect_job(self) -> None:
         self.connect_queued = False

@@ -54,9 +54,11 @@ class Ramp:
         self._next = 0.0            # monotonic time the next setup may start
         self._timer: threading.Timer | None = None
 
-    def submit(self, fn) -> None:
+    def submit(self, fn, skip=None) -> None:
+        """Queue a setup; `skip()` true when its turn comes (the account stopped or was handed
+        over meanwhile) drops it without using a slot or the rate."""
         with self._lock:
-            self._q.append(fn)
+            self._q.append((fn, skip))
             self._pump()
 
     def pending(self) -> int:
@@ -71,9 +73,12 @@ class Ramp:
                     self._timer.daemon = True
                     self._timer.start()
                 return
+            fn, skip = self._q.popleft()
+            if skip is not None and skip():
+                continue
             self._next = max(now, self._next) + self.interval
             self.active += 1
-            self.pool.submit(self._run, self._q.popleft())
+            self.pool.submit(self._run, fn)
 
     def _resume(self):
         with self._lock:
