@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 RECONCILE_EVERY = 5.0
 RETRY_WANTED = 1.0   # accounts assigned to us but still leased elsewhere: try again this often
+# Before the first assignment: replicas started together see each other's heartbeat first,
+# instead of each taking every account and handing most of them over a second later.
+JOIN_SETTLE = 2.0
 
 
 def weight(sid: str, account: str) -> int:
@@ -281,6 +284,7 @@ class Supervisor:
         self.redis.publish(keys.SIDECARS_CHANNEL, json.dumps({"joined": self.sid}))
         log.info("sidecar %s started (pool %d, lease %gs)", self.sid, self.settings.sidecar_pool,
                  self.settings.sidecar_lease_ttl)
+        self.stopping.wait(JOIN_SETTLE)
         last_full = last_wanted = 0.0
         while not self.stopping.is_set():
             now = time.time()
