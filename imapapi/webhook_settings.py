@@ -27,7 +27,9 @@ def get_all(redis, names=KEYS) -> dict:
 
 
 def save(redis, values: dict) -> list[str]:
-    """Store each given key as JSON (secrets encrypted); None removes it. -> names updated."""
+    """Store each given key as JSON (secrets encrypted); None removes it. -> names updated.
+    A webhook or auth server URL aimed at a refused address (imapapi.urlsafety) is a 400."""
+    check_targets(values)
     pipe = redis.pipeline(transaction=True)
     for name, value in values.items():
         if value is None:
@@ -85,3 +87,18 @@ def secret(redis) -> str | None:
     if isinstance(stored, str) and stored:
         return stored
     return get_settings().webhook_secret
+
+
+def check_targets(values: dict) -> None:
+    """400 naming the field for an IP-literal target that is never contacted (link-local,
+    metadata; private too with outbound.allowPrivate=0). Names are checked when connecting."""
+    from .errors import BadRequest
+    from .settings import get_settings
+    from .urlsafety import url_problem
+
+    allow = get_settings().outbound_allow_private
+    bad = [{"key": name, "message": problem} for name in ("webhooks", "authServer")
+           if isinstance(values.get(name), str) and values[name]
+           and (problem := url_problem(values[name], allow_private=allow))]
+    if bad:
+        raise BadRequest("Invalid input", code="InvalidInput", fields=bad)

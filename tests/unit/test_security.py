@@ -190,3 +190,13 @@ def test_startup_policy(redis):
     tokens.create(redis, ["*"])
     assert tokens.startup_problem(cfg("0.0.0.0"), redis) is None
     assert tokens.auth_mode(cfg("127.0.0.1"), redis)          # a token exists: closed
+
+
+def test_metadata_targets_refused_when_saved(client):  # noqa: F811
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/"):
+        resp = client.post("/v1/settings", json={"webhooks": url})
+        assert resp.status_code == 400, resp.get_json()
+        assert resp.get_json()["fields"][0]["key"] == "webhooks"
+    resp = client.post("/v1/settings", json={"authServer": "http://u:p@169.254.169.254/"})
+    assert resp.status_code == 400 and "u:p" not in resp.get_data(as_text=True)
+    assert client.post("/v1/settings", json={"webhooks": "http://127.0.0.1:9/h"}).status_code == 200
