@@ -199,6 +199,9 @@ def deliver_event(redis, event_id: str | None, *, account: str | None = None,
     (outcome of the last attempt, countdown when the task should run again)."""
     account = account or account_of(redis, event_id)
     if not account:
+        if event_id and not redis.hexists(JOBS, event_id):
+            redis.zrem(DUE, event_id)   # a lease left behind by a wake-up that lost a race
+            return "gone", 0.0
         return attempt_one(redis, event_id, now=now) if event_id else ("gone", 0.0)
     return webhook_order.drain(redis, account, lambda eid: attempt_one(redis, eid, now=now),
                                timeout=get_settings().webhook_timeout, lease=DELIVERY_LEASE,

@@ -11,12 +11,14 @@ account, not one per waiting event.
 from __future__ import annotations
 
 import os
+import threading
 
 from . import keys
 from .keys import WEBHOOK_DUE as DUE
 
 DRAIN_EVENTS = 100     # per task run; then the task re-enqueues itself (fair to other accounts)
-LOCK_SLACK = 15.0      # the lock outlives one POST timeout by this much (a killed worker's lock)
+LOCK_TTL = 5.0         # renewed every LOCK_TTL/3 while the drainer lives: a killed worker's
+                       # account is taken over within seconds, not after a POST timeout
 HOLD = "hold"          # lock value while the head waits for its retry
 
 _LOCK = """
@@ -61,14 +63,23 @@ def drain(redis, account: str, attempt, *, timeout: float, lease: float, now) ->
     (it sees our event too)."""
     lock, queue = keys.webhook_lock(account), keys.webhook_queue(account)
     token = os.urandom(8).hex()
-    ttl_ms = int((timeout + LOCK_SLACK) * 1000)
+    ttl_ms = int(LOCK_TTL * 1000)
     outcome, done = "sent", 0
     while True:
         got = int(redis.eval(_LOCK, 1, lock, token, ttl_ms, HOLD))
         if got == -2:
+            # someone drains: if it was killed, its lock expires soon; the sweeper looks then
+            head = _s(redis.lindex(queue, 0))
+            left = redis.pttl(lock)
+            if head and left and left > 0:
+                redis.zadd(DUE, {head: now() + left / 1000.0 + 0.2})
             return "held", 0.0
         if got >= 0:   # a failed head waits for its retry: come back then
             return "busy", max(0.05, got / 1000.0)
+        stop = threading.Event()
+        renewer = threading.Thread(target=_renew, args=(redis, lock, token, ttl_ms, stop),
+                                   name="webhook-lock", daemon=True)
+        renewer.start()
         try:
             while True:
                 head = _s(redis.lindex(queue, 0))
@@ -79,6 +90,8 @@ def drain(redis, account: str, attempt, *, timeout: float, lease: float, now) ->
                 outcome, countdown = attempt(head)
                 if outcome == "retry":
                     # keep the account held until the retry is due (no early retry by a wake-up)
+                    stop.set()
+                    renewer.join(5)
                     redis.eval(_RENEW, 1, lock, token, HOLD, int(countdown * 1000))
                     token = HOLD
                     return outcome, countdown
@@ -86,9 +99,20 @@ def drain(redis, account: str, attempt, *, timeout: float, lease: float, now) ->
                     return outcome, countdown
                 redis.eval(_POP, 2, queue, DUE, head, now() + lease)
                 done += 1
-                redis.eval(_RENEW, 1, lock, token, token, ttl_ms)
         finally:
+            stop.set()
+            renewer.join(5)
             left = int(redis.eval(_UNLOCK, 2, lock, queue, token)) if token != HOLD else 1
         if not left:
             return outcome, 0.0
         # a commit landed between our last look and the unlock: take the lock again
+
+
+def _renew(redis, lock: str, token: str, ttl_ms: int, stop: threading.Event) -> None:
+    """Keep our lock alive while a POST may block for up to its timeout."""
+    while not stop.wait(ttl_ms / 3000.0):
+        try:
+            if not redis.eval(_RENEW, 1, lock, token, token, ttl_ms):
+                return
+        except Exception:   # Redis hiccup: the next round tries again; expiry is the fallback
+            pass
