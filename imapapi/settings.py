@@ -75,7 +75,7 @@ class Settings:
     # on login floods).
     imap_login_rate: int = 50
     max_accounts_per_sidecar: int = 20000
-    status_sweep: float = 60.0
+    status_sweep: float = 3.0   # LIST-STATUS sweep (sidecar.sync.notify.Watch: >= 30 s without it)
     submit_max_size: int = 25 * 1024 * 1024
     smtp_timeout: float = 30.0       # per SMTP socket operation (connect, greeting, each reply)
     webhook_timeout: float = 10.0

@@ -18,6 +18,27 @@ log = logging.getLogger(__name__)
 
 SPECIAL = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
 RESUME_SWEEP_DELAY = 1.0   # after an API op: a sweep soon catches what it changed elsewhere
+FOLLOW_UP = 1.0            # after pushes: one more look catches the rest of a burst Dovecot dropped
+STALE_RECONNECT_EVERY = 600.0   # at most this often: a new session for a server's stale folder list
+
+
+def _selectable(client, path: str) -> bool:
+    try:
+        client.select_folder(path, readonly=True)
+        return True
+    except Exception as exc:
+        if is_connection_error(exc) or not _nonexistent(exc):
+            raise
+        return False
+
+
+class StaleFolderList(ConnectionError):
+    """The server lists a folder that it says does not exist: only a new session helps."""
+
+
+def _nonexistent(exc) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in ("nonexistent", "doesn't exist", "does not exist", "deleted under us"))
 
 
 def special_use(path: str, flags) -> str | None:
@@ -38,6 +59,7 @@ class Ctx:
         self.states: dict = {}                 # path -> decoded FolderState last committed
         self.pending = notify.Pushed(IDLE_FOLDER)   # pushes not handled yet
         self.sweep_at = float("inf")           # an extra sweep requested (after an API op)
+        self.stale: set[str] = set()           # folders a SELECT called nonexistent since LIST
 
     def next_tick(self) -> float:
         if self.pending:
@@ -150,20 +172,23 @@ class SyncEngine(SyncHooks):
                 self._sync_one(fs, ctx, path, silent=False)
         # Always end on the idle folder: it re-selects it for IDLE and catches up on it.
         self._sync_one(fs, ctx, IDLE_FOLDER, silent=False, flags_hint=pushed.flags)
+        ctx.sweep_at = min(ctx.sweep_at, time.time() + FOLLOW_UP)
 
     def _pass(self, session, ctx) -> None:
         """LIST (+STATUS), folder created/deleted events, then sync every folder that moved."""
         client, redis, account = session.client, session.redis, session.account
         fs = self._syncer(session, ctx)
         live = imapio.list_folders(client, ctx.caps)
+        self._check_stale(session, ctx, live)
         baselined, stored = state.load_account(redis, account)
         folders = {p: {"specialUse": special_use(p, m["flags"]), "delimiter": m["delimiter"]}
                    for p, m in live.items()}
         created, deleted = diff.folder_changes(stored, folders)
         events, updates = [], []
+        known = state.load_statuses(redis, account, sorted(set(folders) | set(deleted)))
         for path in deleted:
             meta = stored[path]
-            st = state.load_status(redis, account, path)
+            st = known.get(path)
             events.append(fs.event("mailboxDeleted", path,
                                    {"path": path, "name": codec.leaf_name(path, meta.get("delimiter")),
                                     "specialUse": meta.get("specialUse") or False},
@@ -183,8 +208,8 @@ class SyncEngine(SyncHooks):
         ctx.folders = folders
         ctx.watch.last_sweep = time.time()
         for path in sorted(folders, key=lambda p: (p == IDLE_FOLDER, p)):
+            st = live[path].get("status")
             if path != IDLE_FOLDER:
-                st = live[path].get("status")
                 if st is None:
                     try:
                         st = imapio.status(client, path, ctx.caps)
@@ -192,12 +217,28 @@ class SyncEngine(SyncHooks):
                         if is_connection_error(exc):
                             raise
                         continue
-                if not notify.status_moved(state.load_status(redis, account, path), st):
+                if not notify.status_moved(known.get(path), st):
                     continue
             self._sync_one(fs, ctx, path, silent=not baselined)
         if not baselined:
             fs.commit([], [state.account_update(account, folders, baselined=True)])
         ctx.watch.start(client)
+
+    def _check_stale(self, session, ctx, live: dict) -> None:
+        """A folder a SELECT just called nonexistent is listed again: the server's own folder
+        list is stale in this session (Dovecot after a corrupted list index): start a new one,
+        at most every STALE_RECONNECT_EVERY seconds."""
+        listed = ctx.stale & set(live)
+        ctx.stale = set()
+        # Deleted and created again between our SELECT and this LIST is no stale list: ask again.
+        listed = {p for p in listed if not _selectable(session.client, p)}
+        if not listed:
+            return
+        now = time.time()
+        if now - getattr(session, "stale_reconnect_at", 0.0) >= STALE_RECONNECT_EVERY:
+            session.stale_reconnect_at = now
+            raise StaleFolderList(f"folder list stale: {sorted(listed)} listed but nonexistent")
+        log.warning("%s: server lists %s but says they do not exist", session.account, sorted(listed))
 
     def _sync_one(self, fs: FolderSync, ctx, path: str, *, silent: bool, flags_hint=False) -> None:
         ctx.collect(fs.client)
@@ -209,6 +250,12 @@ class SyncEngine(SyncHooks):
         except Exception as exc:
             if is_connection_error(exc):
                 raise
+            if _nonexistent(exc) and path != IDLE_FOLDER:
+                # our folder list is out of date: LIST again now instead of at the next sweep
+                ctx.stale.add(path)
+                ctx.sweep_at = 0.0
+                log.info("%s: %r does not exist (anymore): listing folders again", fs.account, path)
+                return
             if path == IDLE_FOLDER:
                 raise   # the idle folder must end up selected: let the runtime reconnect
             log.warning("%s: sync of %r failed: %s", fs.account, path, exc)

@@ -35,11 +35,14 @@ class FolderSync:
 
     # -- commit --------------------------------------------------------------------------------
     def commit(self, events: list[dict], updates: list, *, retry_stale: bool = False) -> None:
-        ids_wanted = [e["id"] for e in events if self.wanted(e)]
+        wanted = {id(e) for e in events if self.wanted(e)}
         # fence: the lease token; refused (leases.Fenced) once another replica holds the account
         fence = getattr(self.session, "fence", None)
+        # occurrence ids: the state version check lets a change commit once, and the same
+        # content seen again later (a folder renamed back) is news again
         ev.append_events(self.redis, self.account, events, updates,
-                         deliver=lambda e: e["id"] in ids_wanted, fence=fence)
+                         deliver=lambda e: id(e) in wanted, fence=fence, occurrence=True)
+        ids_wanted = [e["id"] for e in events if id(e) in wanted][:1]   # one wake-up per account
         if events and fence is not None:
             leases.hset_existing(self.redis, keys.account(self.account), "sync", ev.now_iso(),
                                  self.account, fence)
@@ -80,7 +83,9 @@ class FolderSync:
                                            "uidValidity": str(server.uid_validity),
                                            "prevUidValidity": str(stored.uid_validity)},
                     special_use, stored.uid_validity, server.uid_validity))
-            changes = diff.Changes(new=[] if (silent_baseline or plan == "reset") else sorted(flags))
+            # After a reset the folder's messages are announced again (a consumer drops what it
+            # had under the old UIDVALIDITY); only an account's first look stays silent.
+            changes = diff.Changes(new=[] if silent_baseline else sorted(flags))
             # A reset or silent baseline records everything now; a non-silent one adds the new
             # messages chunk by chunk below, exactly like a regular sync.
             index = {} if changes.new else dict(flags)

@@ -14,6 +14,9 @@ from . import imapio
 log = logging.getLogger(__name__)
 
 
+SLOW_SWEEP = 30.0   # shortest sweep interval when every folder needs its own STATUS
+
+
 class Watch:
     """Per-session watching mode and schedule (kept on the session, rebuilt on reconnect)."""
 
@@ -37,9 +40,13 @@ class Watch:
             log.info("NOTIFY refused (%s): falling back to STATUS sweeps", exc)
 
     def interval(self) -> float:
-        # Even with NOTIFY: the sweep is the safety net for pushes lost while a SELECT flushed
-        # imaplib's untagged responses, and for folders outside the personal namespace.
-        return self.sweep_every
+        # Even with NOTIFY: Dovecot pushes no flag change for unselected folders except \Seen
+        # and drops some bursts, and pushes get lost while a SELECT flushes imaplib's untagged
+        # responses. With LIST-STATUS a sweep is one round trip (every few seconds keeps every
+        # folder within 5 s); without it a STATUS per folder, so not that often.
+        if "LIST-STATUS" in self.caps:
+            return self.sweep_every
+        return max(self.sweep_every, SLOW_SWEEP)
 
     def next_due(self) -> float:
         return self.last_sweep + self.interval()

@@ -152,3 +152,18 @@ def load_status(redis, account: str, path: str) -> dict | None:
         return None
     return {name: int(v or 0) for name, v in
             zip(("uidValidity", "uidNext", "messages", "highestModseq"), raw)}
+
+
+def load_statuses(redis, account: str, paths) -> dict[str, dict | None]:
+    """load_status for many folders in one round trip (a sweep runs every few seconds)."""
+    paths = list(paths)
+    pipe = redis.pipeline(transaction=False)
+    for path in paths:
+        pipe.hmget(keys.folder_state(account, path), "uidValidity", "uidNext", "messages",
+                   "highestModseq")
+    out = {}
+    for path, raw in zip(paths, pipe.execute()):
+        out[path] = None if raw[0] is None else {
+            name: int(v or 0) for name, v in
+            zip(("uidValidity", "uidNext", "messages", "highestModseq"), raw)}
+    return out
