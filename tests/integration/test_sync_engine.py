@@ -6,6 +6,7 @@ paths must report the same changes as the QRESYNC path.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 
@@ -13,6 +14,7 @@ import pytest
 
 from imapapi import events, keys
 from imapapi.ids import MailboxRegistry
+from imapapi.settings import get_settings
 from sidecar.sync.engine import SyncEngine
 
 from .helpers import message
@@ -55,6 +57,8 @@ def test_fallback_paths_report_the_same_changes(mode, dovecot, redis):
     client = dovecot.client(user, pw)
     client.folder_encode, client.normalise_times = False, False
     session = Session(user, client, set(CAPS[mode]), redis)
+    # sweeps only where the test asks for one (the default comes every few seconds)
+    session.settings = dataclasses.replace(get_settings(), status_sweep=3600.0)
     engine = SyncEngine()
     engine.on_connected(session)
     first = feed(redis, user)
