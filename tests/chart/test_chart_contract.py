@@ -136,9 +136,13 @@ class Container:
                 return False, f"tcp {port}: {exc}"
         raise AssertionError(f"unknown probe {probe}")
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        self.terminate()
+        if self.proc is not None and self.proc.poll() is None:
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
@@ -196,6 +200,8 @@ def deployed(tmp_path_factory):
     try:
         yield {c.name.removeprefix(f"{FULL}-"): c for c in started}, logs, client
     finally:
+        for container in started:   # all at once: each takes a few seconds to wind down
+            container.terminate()
         for container in started:
             container.stop()
         client.flushdb()
