@@ -13,6 +13,10 @@ from imapapi import errors, ids
 from imapapi.errors import ApiError
 from imapapi.schemas import field_errors
 
+# `@requires("metrics"|"ui"|"*")` on a view changes the scope it needs (default: api); auth
+# itself is enforced for every route in app/security.py and documented by AuthDocs below.
+from .security import requires  # noqa: E402,F401
+
 
 def check_account_id(account: str) -> str:
     """400 for an id the original would reject (empty or longer than 256 characters)."""

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from app.api import Blueprint
-from app.security import forget_mode, requires
+from app.api import Blueprint, requires
+from app.security import forget_mode
 from imapapi import errors, tokens
 from imapapi.settings import get_redis
 
