@@ -32,6 +32,11 @@ RETRY_WANTED = 1.0   # accounts assigned to us but still leased elsewhere: try a
 # Before the first assignment: replicas started together see each other's heartbeat first,
 # instead of each taking every account and handing most of them over a second later.
 JOIN_SETTLE = 2.0
+# Rebalancing (a replica joined or came back): accounts assigned elsewhere are released only
+# while the new holder has fewer than this many setups queued, so they stay connected here
+# until it can take them instead of all waiting, disconnected, in its queue. Deletions and
+# SIGTERM release at once.
+HANDOVER_WINDOW = 8
 
 
 def weight(sid: str, account: str) -> int:
@@ -69,6 +74,8 @@ class Supervisor:
         self._full = False                   # a replica joined/left: recompute everything
         self._released: dict[str, int] = {}  # logged out, lease to give up (batched)
         self._wanted: set[str] = set()       # assigned to us, lease still held elsewhere
+        self._moving: set[str] = set()       # assigned elsewhere, still ours: paced release
+        self._paced_at = 0.0
         self._wake = threading.Event()
         self._lock = threading.Lock()
 
@@ -107,7 +114,8 @@ class Supervisor:
                 self.accounts.pop(account_id)   # stopped itself (fenced): take it afresh
             current = set(self.accounts)
             self._wanted = set()
-        self._hand_over(current - mine)
+            self._moving = current - mine
+        self._pace(live)
         self._take(sorted(mine - current))
         names = sorted(mine & current)
         pipe = self.redis.pipeline(transaction=False)
@@ -138,8 +146,12 @@ class Supervisor:
     def reconcile_one(self, account_id: str, live: set[str] | None = None) -> None:
         record = get_record(self.redis, account_id)
         live = live if live is not None else self._live()
-        if record is None or owner(account_id, live) != self.sid:
+        if record is None:
             self._hand_over([account_id])
+            return
+        if owner(account_id, live) != self.sid:
+            with self._lock:
+                self._moving.add(account_id)
             return
         acct = self.accounts.get(account_id)
         if acct is None:
@@ -177,6 +189,37 @@ class Supervisor:
                 self.pool.submit(old.stop, 0.5, False)
             log.info("%s: lease %d taken", account_id, token)
             acct.start()
+
+    def _pace(self, live: set[str] | None = None, force: bool = False) -> None:
+        """Release assigned-elsewhere accounts as fast as their new holders take them."""
+        now = time.time()
+        if not self._moving or (not force and now - self._paced_at < 1.0):
+            return
+        self._paced_at = now
+        live = live if live is not None else self._live()
+        by_target: dict[str, list[str]] = {}
+        with self._lock:
+            for account_id in sorted(self._moving):
+                target = owner(account_id, live)
+                if target == self.sid or account_id not in self.accounts:
+                    self._moving.discard(account_id)   # ours again, or gone already
+                else:
+                    by_target.setdefault(target, []).append(account_id)
+        if not by_target:
+            return
+        targets = sorted(by_target)
+        busy = {}
+        for target, raw in zip(targets, self.redis.hmget(keys.SIDECARS_INFO, targets)):
+            try:
+                busy[target] = int(json.loads(raw or "{}").get("connecting", 0))
+            except (ValueError, TypeError, AttributeError):
+                busy[target] = 0
+        release = []
+        for target in targets:
+            release += by_target[target][:max(0, HANDOVER_WINDOW - busy[target])]
+        with self._lock:
+            self._moving.difference_update(release)
+        self._hand_over(release)
 
     def _hand_over(self, names) -> None:
         """Not ours any more (rebalance, deletion): LOGOUT, then release the lease."""
@@ -300,6 +343,7 @@ class Supervisor:
                     last_full = last_wanted = now
                 elif changed:
                     self.reconcile_changed(changed)
+                self._pace()
                 if self._wanted and now - last_wanted >= RETRY_WANTED:
                     last_wanted = now
                     self.reconcile_changed(set(self._wanted))   # re-checks the assignment too
