@@ -13,17 +13,18 @@ import time
 
 from . import delivery, keys, leases, stats
 
-EVENT_TYPES = [
-    "messageNew", "messageDeleted", "messageUpdated", "mailboxReset", "mailboxDeleted",
-    "mailboxNew", "authenticationError", "authenticationSuccess", "connectError",
-    "messageSent", "messageDeliveryError", "messageFailed",
-]
 from .clock import now_iso
 from .delivery import DELIVERY_LEASE
 from .keys import WEBHOOK_DUE as DUE
 from .keys import WEBHOOK_JOBS as JOBS
 from .settings import get_settings
 from .webhook_settings import wanted_for
+
+EVENT_TYPES = [
+    "messageNew", "messageDeleted", "messageUpdated", "mailboxReset", "mailboxDeleted",
+    "mailboxNew", "authenticationError", "authenticationSuccess", "connectError",
+    "messageSent", "messageDeliveryError", "messageFailed",
+]
 
 log = logging.getLogger(__name__)
 

@@ -170,7 +170,7 @@ def _convert(option: str, kind: str, value):
         ):
             raise ConfigError(f"{option}: not a Redis URL: {url!r} (expected redis://host:port/db)")
         try:
-            parsed.port
+            _ = parsed.port   # raises ValueError on a bad port
         except ValueError as exc:
             raise ConfigError(f"{option}: bad port in Redis URL {url!r}") from exc
         if parsed.scheme in ("redis", "rediss") and not re.fullmatch(r"/?(\d+)?", parsed.path or ""):

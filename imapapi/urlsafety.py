@@ -72,7 +72,7 @@ def url_problem(url: str, *, allow_private: bool = True) -> str | None:
     connecting. Pure."""
     try:
         parts = urlsplit(url)
-        parts.port
+        _ = parts.port   # raises ValueError on a bad port
     except ValueError:
         return "not a valid URL"
     if parts.scheme not in ("http", "https"):

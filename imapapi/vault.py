@@ -221,7 +221,7 @@ def _rewrite(redis, fn) -> int:
     count = 0
     for key, name, raw, context, kind in list(_stored(redis)):
         try:
-            new = _transform(raw, kind, lambda v: fn(v, context))
+            new = _transform(raw, kind, lambda v, context=context: fn(v, context))
         except ValueError:
             continue
         if new is not None and redis.eval(_CAS, 1, key, name, raw, new):

@@ -85,7 +85,7 @@ def decode_params(raw) -> dict:
     for name, items in pieces.items():
         items.sort(key=lambda item: item[0])
         charset, data = "utf-8", b""
-        for n, (index, encoded, value) in enumerate(items):
+        for n, (_index, encoded, value) in enumerate(items):
             if encoded:
                 if n == 0 and value.count(b"'") >= 2:
                     # charset'language'value (RFC 2231 §4); only the first piece carries it

@@ -8,7 +8,7 @@ import time
 from imapapi import errors, ids, wire
 from sidecar.context import STALL_LIMIT
 from sidecar.imap import bodystructure
-from sidecar.imap.fetch import fetch_one, iter_section
+from sidecar.imap.fetch import iter_section
 from sidecar.imap.textdecode import TransferDecoder
 
 from .registry import op

@@ -110,8 +110,8 @@ def test_starttls_is_used_on_plain_port(new_account, dovecot):
     acc = new_account(secure=False)
     assert acc.state["state"] == "connected"
     log = (dovecot.root / "dovecot.log").read_text(errors="replace")
-    logins = [l for l in log.splitlines() if "Login: " in l and f"user=<{acc.user}>" in l]
-    assert logins and all(", TLS" in l for l in logins), logins
+    logins = [line for line in log.splitlines() if "Login: " in line and f"user=<{acc.user}>" in line]
+    assert logins and all(", TLS" in line for line in logins), logins
 
 
 def test_self_signed_certificate_refused_by_default(new_account):

@@ -5,7 +5,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from imapclient import response_parser
-from imapclient.exceptions import ProtocolError
 
 from sidecar.imap import fetchparse
 

@@ -2,7 +2,6 @@
 import os
 
 import pytest
-import redis as redis_lib
 
 from imapapi import keys, rpc, settings, wire
 
