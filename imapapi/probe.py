@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-# The worker touches this file from its consumer loop (celery_tasks/liveness.py); a stale file
+# The worker touches this file from its consumer loop (the liveness bootstep of the worker package); a stale file
 # means the loop stopped turning. Under $TMPDIR, which is a writable volume in the images.
 WORKER_BEAT_EVERY = 10.0
 WORKER_BEAT_STALE = 60.0
