@@ -21,6 +21,7 @@ import argparse
 import http.client as http_client
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -71,14 +72,19 @@ class Client:
         return json.loads(raw)
 
     def stream(self, path: str) -> int:
-        """GET path, read in 1 MiB chunks; -> the byte count."""
-        self.conn.request("GET", path)
-        resp = self.conn.getresponse()
-        assert resp.status == 200, (path, resp.status, resp.read(300))
-        total = 0
-        while chunk := resp.read(1024 * 1024):
-            total += len(chunk)
-        return total
+        """GET path on a new connection (a server may have closed an idle kept-alive one while
+        the direct FETCH ran), read in 1 MiB chunks; -> the byte count."""
+        conn = http_client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            assert resp.status == 200, (path, resp.status, resp.read(300))
+            total = 0
+            while chunk := resp.read(1024 * 1024):
+                total += len(chunk)
+            return total
+        finally:
+            conn.close()
 
 
 class System:
@@ -192,6 +198,26 @@ def _usage(rds, batch) -> int:
     return sum(v or 0 for v in pipe.execute())
 
 
+def breakdown(rds, top: int = 12) -> list[tuple[str, int, int]]:
+    """[(key shape, keys, bytes)], biggest first: account ids and folder hashes folded."""
+    shapes: dict[str, list[int]] = {}
+    keys = list(rds.scan_iter(count=1000))
+    for start in range(0, len(keys), 500):
+        batch = keys[start:start + 500]
+        pipe = rds.pipeline(transaction=False)
+        for key in batch:
+            pipe.memory_usage(key, samples=0)
+        for key, size in zip(batch, pipe.execute()):
+            shape = re.sub(r"acct\d{5}", "{a}", key.decode(errors="replace"))
+            shape = re.sub(r"(:h:)[0-9a-z]+$", r"\1{mk}", shape)
+            shape = re.sub(r"[0-9a-f]{16,}", "{id}", shape)
+            entry = shapes.setdefault(shape, [0, 0])
+            entry[0] += 1
+            entry[1] += size or 0
+    ordered = sorted(shapes.items(), key=lambda kv: -kv[1][1])[:top]
+    return [(shape, n, size) for shape, (n, size) in ordered]
+
+
 def p50(fn, n: int, warmup: int = 10) -> float:
     for _ in range(warmup):
         fn()
@@ -257,6 +283,9 @@ def phase_memory(system: System, dovecot: Dovecot, args) -> dict:
         time.sleep(args.settle)
         out[tag + "_bytes"], out[tag + "_keys"] = db_bytes(system.redis)
         out[tag + "_used"] = system.redis.info("memory")["used_memory"]
+    print(f"    {system.name}: Redis keys by shape at {args.accounts} accounts")
+    for shape, n, size in breakdown(system.redis):
+        print(f"      {shape:<40} {n:>7} keys {size / 1024:>10.1f} KiB")
     out["growth_mib"] = (out["hi_bytes"] - out["lo_bytes"]) / 2**20
     out["used_growth_mib"] = (out["hi_used"] - out["lo_used"]) / 2**20
     n = args.accounts - args.memory_from

@@ -1,0 +1,241 @@
+"""Benchmark (issue 15): 10,000 idle accounts in one sidecar against 100, in the same run.
+
+For each size (--sizes, default 100,10000), on a flushed Redis DB and one Dovecot raised for that
+many sessions (login processes shared, process/client/anvil limits, inotify instances and
+watches for IDLE): the account records are written first, then the real stack (worker, sidecar,
+API) starts and is timed until every account is `connected` (the per-state counters), then:
+  sidecar RSS and threads after 5 s idle, sidecar CPU % over the next --idle-seconds
+  INBOX webhook latency: APPEND by another client -> messageNew POST at a local receiver, for
+  --samples accounts that have a webhook URL (every other account has none)
+  API listing p50 (GET messages, pageSize 20, one account, kept-alive client)
+
+    .venv/bin/python bench/scale.py [--sizes 100,10000] [--db 11] [--samples 20]
+        [--env IMAP_LOGIN_RATE=250 ...]
+
+Needs root for the inotify sysctls (one IDLE session = one inotify instance, all sessions run
+as one user) and about 5 GB of memory on Dovecot's side for 10,000 sessions.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client as http_client
+import json
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis as redis_lib  # noqa: E402
+
+from imapapi import accounts, keys  # noqa: E402
+from tests.fixtures import dovecot as dovecot_mod  # noqa: E402
+from tests.fixtures.dovecot import Dovecot  # noqa: E402
+from tests.fixtures.stack import Stack  # noqa: E402
+from tests.fixtures.webhooks import Receiver  # noqa: E402
+
+
+def big_dovecot(root: Path, sessions: int) -> Dovecot:
+    """The fixture's many-connections Dovecot with its limits raised for `sessions`."""
+    procs = sessions + 500
+    dovecot_mod.MANY_LOGIN = "  service_count = 0\n  client_limit = 2000\n  process_limit = 64\n"
+    dovecot_mod.MANY_LIMITS = (f"service imap {{\n  process_limit = {procs}\n}}\n"
+                               f"default_client_limit = {2 * procs}\n"
+                               f"default_process_limit = {procs}\n")
+    dovecot_mod.CONFIG = dovecot_mod.CONFIG.replace(
+        "{anvil_limits}", f"  client_limit = {2 * procs + 1000}")
+    return Dovecot(root, many_connections=True)
+
+
+def raise_limits(sessions: int) -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))   # inherited by the stack
+    for name, value in (("fs.inotify.max_user_instances", 2 * sessions + 1024),
+                        ("fs.inotify.max_user_watches", 64 * sessions + 200000)):
+        current = int(Path("/proc/sys/" + name.replace(".", "/")).read_text())
+        if current < value:
+            subprocess.run(["sysctl", "-q", "-w", f"{name}={value}"], check=True)
+
+
+def proc_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def count_connected(r, n: int) -> int:
+    pipe = r.pipeline(transaction=False)
+    for i in range(n):
+        pipe.hget(keys.account(f"acct{i:05d}"), "state")
+    return sum(1 for state in pipe.execute() if state == b"connected")
+
+
+def webhook_latency(dovecot, receiver, samples: list[int], timeout: float = 30) -> list[float]:
+    out = []
+    for i in samples:
+        client = dovecot.client(f"user{i}", f"pw{i}")
+        subject = f"scale {i} {time.time_ns()}"
+        t0 = time.time()
+        client.append("INBOX", f"From: a@example.com\r\nSubject: {subject}\r\n\r\nx\r\n".encode())
+        client.logout()
+        deadline = t0 + timeout
+        while time.time() < deadline:
+            hit = [r for r in receiver.received(f"acct{i:05d}")
+                   if (r["json"] or {}).get("data", {}).get("subject") == subject]
+            if hit:
+                out.append(hit[0]["at"] - t0)
+                break
+            time.sleep(0.005)
+        else:
+            print(f"  acct{i:05d}: no messageNew within {timeout:.0f} s", flush=True)
+    return out
+
+
+def listing_p50(port: int, account: str, n: int) -> float:
+    conn = http_client.HTTPConnection("127.0.0.1", port, timeout=30)
+    path = f"/v1/account/{account}/messages?path=INBOX&pageSize=20"
+    samples = []
+    for k in range(n + 10):
+        t0 = time.perf_counter()
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+        assert resp.status == 200, body[:300]
+        if k >= 10:
+            samples.append((time.perf_counter() - t0) * 1000)
+    conn.close()
+    return statistics.median(samples)
+
+
+def run_size(n: int, dovecot, url: str, root: Path, args, receiver) -> dict:
+    r = redis_lib.Redis.from_url(url)
+    r.flushdb()
+    samples = list(range(0, n, max(1, n // args.samples)))[:args.samples]
+    hooked = set(samples)
+    t0 = time.time()
+    pipe_batch = 0
+    for i in range(n):
+        payload = dovecot.account_payload(f"acct{i:05d}", f"user{i}", f"pw{i}")
+        if i in hooked:
+            payload["webhooks"] = receiver.url(f"acct{i:05d}")
+        accounts.upsert(r, payload)
+        pipe_batch += 1
+    print(f"  {n} account records written in {time.time() - t0:.1f} s", flush=True)
+    env = {"LOG_LEVEL": "warn", "COMMAND_TIMEOUT": "30s"}
+    env.update(item.split("=", 1) for item in args.env)
+    stack = Stack(url, env=env, log_dir=root / f"logs-{n}")
+    load0 = os.getloadavg()[0]
+    t0 = time.time()
+    stack.start()
+    sidecar = stack.procs["sidecar"].pid
+    peak, connected, elapsed = 0.0, 0, None
+    try:
+        while time.time() - t0 < args.timeout:
+            peak = max(peak, proc_mb(sidecar))
+            connected = count_connected(r, n)
+            if connected >= n:
+                elapsed = time.time() - t0
+                break
+            time.sleep(0.5)
+        if elapsed is None:
+            print(f"  NOT all connected after {args.timeout:.0f} s: {connected}/{n}", flush=True)
+            elapsed = float("nan")
+        connect_cpu = cpu_seconds(sidecar)
+        time.sleep(5)
+        rss = proc_mb(sidecar)
+        threads = len(os.listdir(f"/proc/{sidecar}/task"))
+        c0 = cpu_seconds(sidecar)
+        time.sleep(args.idle_seconds)
+        idle_cpu = (cpu_seconds(sidecar) - c0) / args.idle_seconds * 100
+        lat = webhook_latency(dovecot, receiver, samples)
+        listing = listing_p50(stack.port, f"acct{samples[0]:05d}", args.requests)
+        return {"accounts": n, "connect_s": elapsed, "connect_cpu_s": connect_cpu,
+                "rss_mb": rss, "peak_rss_mb": max(peak, proc_mb(sidecar, "VmHWM")),
+                "threads": threads, "idle_cpu_pct": idle_cpu,
+                "webhook_p50_ms": statistics.median(lat) * 1000 if lat else float("nan"),
+                "webhook_max_ms": max(lat) * 1000 if lat else float("nan"),
+                "webhooks": len(lat), "listing_p50_ms": listing,
+                "redis_mib": sum(r.memory_usage(k, samples=0) or 0
+                                 for k in r.scan_iter(count=2000)) / 2**20,
+                "load_start": load0, "load_end": os.getloadavg()[0]}
+    finally:
+        stack.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="100,10000")
+    ap.add_argument("--db", type=int, default=int(os.environ.get("IMAPAPI_TEST_REDIS_DB", "11")))
+    ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=100)
+    ap.add_argument("--idle-seconds", type=float, default=10)
+    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the stack, e.g. IMAP_LOGIN_RATE=250")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    raise_limits(max(sizes))
+    root = Path(tempfile.mkdtemp(prefix="imapapi-scale-"))
+    root.chmod(0o755)
+    if not os.environ.get("KEY_FILE") and not os.environ.get("ENCRYPTION_KEY"):
+        # one key for this process (it writes the records) and the stack (inherits the env)
+        from imapapi import crypto
+        crypto.load_keyring(state_dir=str(root / "state"), generate=True)
+        os.environ["KEY_FILE"] = str(root / "state" / "secret.key")
+    dovecot = big_dovecot(root / "dovecot", max(sizes))
+    receiver = Receiver().start()
+    results = []
+    try:
+        dovecot.start()
+        for i in range(max(sizes)):
+            dovecot.add_user(f"user{i}", f"pw{i}")
+        for n in sizes:
+            print(f"[{time.strftime('%H:%M:%S')}] {n} accounts (load {os.getloadavg()[0]:.1f})",
+                  flush=True)
+            got = run_size(n, dovecot, f"redis://127.0.0.1:6379/{args.db}", root, args, receiver)
+            print("   ", json.dumps({k: round(v, 2) for k, v in got.items()}), flush=True)
+            results.append(got)
+    finally:
+        receiver.stop()
+        dovecot.stop()
+    rows = [("all connected (s, target <= 60 at 10,000)", "connect_s", "{:.1f}"),
+            ("sidecar CPU during connect (s)", "connect_cpu_s", "{:.1f}"),
+            ("sidecar RSS idle (MiB, target <= 800)", "rss_mb", "{:.0f}"),
+            ("sidecar peak RSS (MiB)", "peak_rss_mb", "{:.0f}"),
+            ("sidecar threads", "threads", "{:d}"),
+            ("sidecar CPU idle (% of one core, target <= 5)", "idle_cpu_pct", "{:.1f}"),
+            ("INBOX webhook latency p50 (ms)", "webhook_p50_ms", "{:.0f}"),
+            ("INBOX webhook latency max (ms)", "webhook_max_ms", "{:.0f}"),
+            ("API listing p50 (ms)", "listing_p50_ms", "{:.1f}"),
+            ("Redis keys' memory (MiB)", "redis_mib", "{:.1f}"),
+            ("load average start / end", None, None)]
+    print("\n| figure | " + " | ".join(f"{r['accounts']} accounts" for r in results) +
+          " |\n|---|" + "---|" * len(results))
+    for label, key, fmt in rows:
+        if key is None:
+            cells = [f"{r['load_start']:.1f} / {r['load_end']:.1f}" for r in results]
+        else:
+            cells = [fmt.format(r[key]) for r in results]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
