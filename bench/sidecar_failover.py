@@ -55,6 +55,16 @@ def wait_all_served(sampler, users, reps, timeout, exclude=None) -> float | None
     return None
 
 
+def misplaced(r, ids) -> int:
+    """Accounts whose lease holder is not the replica rendezvous hashing assigns them to."""
+    from sidecar.supervisor import owner
+
+    now = leases.redis_now_ms(r) / 1000.0
+    live = [m.decode() for m in r.zrangebyscore(keys.SIDECARS, now - 4, "+inf")]
+    held = lease_owners(r)
+    return sum(1 for a in ids if held.get(a) != owner(a, live))
+
+
 def lease_owners(r) -> dict[str, str]:
     now = leases.redis_now_ms(r)
     out = {}
@@ -168,7 +178,12 @@ def main() -> int:
             per[owner] = per.get(owner, 0) + 1
         print(f"accounts per replica: {sorted(per.values())}")
 
-        # -- at rest ------------------------------------------------------------------------
+        # -- at rest: first let the (paced) rebalancing of a staggered start finish ---------
+        t_settle = time.time()
+        while time.time() - t_settle < 180 and misplaced(r, ids):
+            time.sleep(1)
+        print(f"assignment settled {time.time() - t_settle:.1f} s later "
+              f"({misplaced(r, ids)} accounts not on their rendezvous replica)")
         time.sleep(5)
         counts, total = script_calls(url, args.db, args.rest)
         lease_rt = sum(counts.values()) / args.rest
