@@ -344,6 +344,9 @@ class Supervisor:
                 elif changed:
                     self.reconcile_changed(changed)
                 self._pace()
+                population = getattr(self.runtime.hooks, "set_population", None)
+                if population is not None:   # the sync engine's sweeps share one budget
+                    population(len(self.accounts))
                 if self._wanted and now - last_wanted >= RETRY_WANTED:
                     last_wanted = now
                     self.reconcile_changed(set(self._wanted))   # re-checks the assignment too

@@ -131,6 +131,10 @@ class SyncEngine(SyncHooks):
         ctx.collect(session.client)
         session.next_tick = ctx.next_tick()
 
+    def set_population(self, accounts: int) -> None:
+        """How many accounts this process holds: the STATUS sweeps share a per-process budget."""
+        notify.set_population(accounts)
+
     def on_disconnected(self, session) -> None:
         session.sync_ctx = None
 

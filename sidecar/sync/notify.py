@@ -15,6 +15,16 @@ log = logging.getLogger(__name__)
 
 
 SLOW_SWEEP = 30.0   # shortest sweep interval when every folder needs its own STATUS
+# Sweeps per second one sidecar process runs at most, over all its accounts: each wakes an
+# account out of IDLE (DONE, LIST-STATUS, IDLE). With 10,000 accounts a 3 s interval would be
+# 3,300 a second (more than two cores); past SWEEP_BUDGET * interval accounts the interval grows
+# with the account count instead (10,000 accounts: every 50 s; pushes stay immediate).
+SWEEP_BUDGET = 200.0
+LOAD = {"accounts": 1}   # accounts this process holds (set by the supervisor's loop)
+
+
+def set_population(accounts: int) -> None:
+    LOAD["accounts"] = max(1, int(accounts))
 
 
 class Watch:
@@ -44,9 +54,10 @@ class Watch:
         # and drops some bursts, and pushes get lost while a SELECT flushes imaplib's untagged
         # responses. With LIST-STATUS a sweep is one round trip (every few seconds keeps every
         # folder within 5 s); without it a STATUS per folder, so not that often.
+        spread = LOAD["accounts"] / SWEEP_BUDGET
         if "LIST-STATUS" in self.caps:
-            return self.sweep_every
-        return max(self.sweep_every, SLOW_SWEEP)
+            return max(self.sweep_every, spread)
+        return max(self.sweep_every, SLOW_SWEEP, spread)
 
     def next_due(self) -> float:
         return self.last_sweep + self.interval()

@@ -3,6 +3,7 @@ import pytest
 
 from sidecar.sync.imapio import (list_rows, parse_status_line, parse_uid_set, parse_vanished,
                                   push_path)
+from sidecar.sync import notify
 from sidecar.sync.notify import Pushed, status_moved
 
 PUSH_CASES = [
@@ -112,3 +113,18 @@ def test_stale_push(pushed, stored, stale):
 ])
 def test_list_rows(lines, rows):
     assert list_rows(lines) == rows
+
+
+@pytest.mark.parametrize("caps,every,accounts,interval", [
+    ({"LIST-STATUS"}, 3.0, 1, 3.0),
+    ({"LIST-STATUS"}, 3.0, 600, 3.0),            # within the budget: the setting
+    ({"LIST-STATUS"}, 3.0, 10000, 50.0),         # 10,000 accounts share 200 sweeps a second
+    (set(), 3.0, 100, notify.SLOW_SWEEP),
+    (set(), 3.0, 10000, 50.0),
+])
+def test_sweep_interval_shares_a_per_process_budget(caps, every, accounts, interval):
+    try:
+        notify.set_population(accounts)
+        assert notify.Watch(caps, every).interval() == pytest.approx(interval)
+    finally:
+        notify.set_population(1)
