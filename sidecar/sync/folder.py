@@ -141,8 +141,10 @@ class FolderSync:
             entries = new_message_entries(self.client, mailbox_no, chunk, self.notify_settings)
             batch = []
             for uid in chunk:
-                work.index[uid] = flags.get(uid, frozenset())
-                if uid in entries:   # gone between the two fetches: no event, it never showed
+                # gone between the two fetches: no event and not in the index either (its later
+                # expunge must not be a messageDeleted for a message nobody was told about)
+                if uid in entries:
+                    work.index[uid] = flags.get(uid, frozenset())
                     batch.append(self.event("messageNew", path, entries[uid], special_use,
                                             server.uid_validity, uid))
             if n == len(chunks) - 1:
