@@ -12,7 +12,7 @@ import redis.exceptions
 from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import current_app, has_app_context
 
-from imapapi import errors, rpc
+from imapapi import errors, rpc, wire
 from imapapi import tasknames as T
 from imapapi.producer import celery
 from imapapi.settings import get_redis, get_settings
@@ -68,21 +68,23 @@ def run(task_name: str, *, timeout: float | None = None, **kwargs):
 
 
 def run_direct(task_name: str, timeout: float, kwargs: dict):
-    """IMAP operations: the API runs the check-and-hand-over step the IMAP task would run
-    (rpc.enqueue, one Lua step) itself and waits on the reply key the sidecar answers on.
+    """IMAP operations: the Celery task checks the account and hands the command to the
+    sidecar, which answers on a reply key this request waits on (no result-backend round trip).
 
-    The Celery hop added nothing here but latency (publish, worker wake-up, unacked bookkeeping,
-    ack: about half of a GET message/{id}); the tasks stay for callers outside the API
-    (send_task by name, celery_tasks/imap.py)."""
-    redis = get_redis()
-    account = kwargs.pop("account")
-    op = task_name[len(T.PREFIX):]
+    The task stays on the request path on purpose: the tasks are the operations (the public
+    interface other services call too), so the API runs through them like any other caller."""
+    reply_id = wire.new_id()
     try:
-        command = rpc.enqueue(redis, account, op, kwargs, timeout=timeout)
-        # the sidecar's own deadline is `timeout` from the hand-over
-        reply = rpc.wait(redis, command.id, timeout=timeout + 1.0)
+        celery.send_task(task_name, kwargs={**kwargs, "reply_id": reply_id}, expires=timeout,
+                         ignore_result=True, retry=True, retry_policy=PUBLISH_RETRY)
+    except Exception as exc:   # broker down (Celery raises RuntimeError too)
+        log.error("cannot publish task %s: %s", task_name, exc)
+        raise _unavailable() from None
+    try:
+        # the sidecar's own deadline is `timeout` from when the task handed the command over
+        reply = rpc.wait(get_redis(), reply_id, timeout=timeout + 1.0)
     except BROKER_ERRORS as exc:
-        log.error("Redis unreachable for %s: %s", task_name, exc)
+        log.error("lost Redis waiting for %s: %s", task_name, exc)
         raise _unavailable() from None
     return rpc.result_of(reply)
 
