@@ -93,6 +93,9 @@ class Settings:
     key_file: str | None = None
     # auto: open on a loopback host while no token exists, tokens required otherwise; on; off.
     api_auth: str = "auto"
+    # A token the API adds (hash only, scope *) at start when missing: a fresh deployment beyond
+    # loopback starts without a manual `tokens create` (the chart's Secret holds it).
+    api_bootstrap_token: str | None = field(default=None, repr=False)
     # Largest request body; None: smtp.maxSize as base64 plus 1 MiB for the JSON around it.
     api_max_body: int | None = None
     # Webhooks and the auth server may target private/loopback addresses (link-local and
@@ -107,6 +110,11 @@ class Settings:
     def __post_init__(self):
         if self.api_auth not in ("auto", "on", "off"):
             raise ConfigError(f"api.auth: must be auto, on or off, got {self.api_auth!r}")
+        if self.api_bootstrap_token is not None and not (
+                32 <= len(self.api_bootstrap_token) <= 256):
+            # never echo the value: it is a credential
+            raise ConfigError("api.bootstrapToken: must be 32..256 characters (e.g. "
+                              "`openssl rand -hex 32`)")
 
     @property
     def max_body(self) -> int:
@@ -149,6 +157,7 @@ OPTIONS: dict[str, tuple[str, str, str]] = {
     "service.encryptionKey": ("encryption_key", "ENCRYPTION_KEY", "str"),
     "service.keyFile": ("key_file", "KEY_FILE", "str"),
     "api.auth": ("api_auth", "API_AUTH", "str"),
+    "api.bootstrapToken": ("api_bootstrap_token", "API_BOOTSTRAP_TOKEN", "str"),
     "api.maxBody": ("api_max_body", "API_MAX_BODY", "size"),
     "outbound.allowPrivate": ("outbound_allow_private", "OUTBOUND_ALLOW_PRIVATE", "bool"),
     "sidecar.metricsPort": ("sidecar_metrics_port", "SIDECAR_METRICS_PORT", "port"),

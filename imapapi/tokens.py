@@ -92,6 +92,19 @@ def revoke(redis, token_id: str) -> bool:
     return True
 
 
+def bootstrap(redis, token: str | None) -> bool:
+    """Store `token` (api.bootstrapToken) as a `*` token unless its hash is already there.
+    -> True when it was added. Only the hash is kept; revoking it lasts until the next start
+    that still names it (drop the option first)."""
+    if not token:
+        return False
+    token_hash = digest(token)
+    record = {"id": public_id(token_hash), "scopes": ["*"], "account": None,
+              "description": "bootstrap (api.bootstrapToken)", "created": now_iso()}
+    # HSETNX: several API pods starting together add it once and never reset its record
+    return bool(redis.hsetnx(TOKENS, token_hash, json.dumps({**record, "hash": token_hash})))
+
+
 def any_exist(redis) -> bool:
     return bool(redis.hlen(TOKENS))
 

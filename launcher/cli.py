@@ -161,6 +161,10 @@ def _check_secrets(settings: Settings, command: str) -> None:
     if command == "api":
         from imapapi import tokens
 
+        if tokens.bootstrap(get_redis(), settings.api_bootstrap_token):
+            logging.getLogger("imapapi.serve").info(
+                "added the api.bootstrapToken as a '*' token (id %s)",
+                tokens.public_id(tokens.digest(settings.api_bootstrap_token)))
         problem = tokens.startup_problem(settings, get_redis())
         if problem:
             die(problem)

@@ -17,7 +17,7 @@ pytest.importorskip("helm_python")
 # Options the chart sets per container (env) or from other values, never from values.config.
 CHART_MANAGED = {
     "dbs.redis", "api.host", "api.port", "service.stateDir", "service.secret",
-    "service.encryptionKey", "service.keyFile", "worker.queues", "worker.concurrency",
+    "service.encryptionKey", "service.keyFile", "api.bootstrapToken", "worker.queues", "worker.concurrency",
     "sidecar.id", "sidecar.metricsPort", "worker.metricsPort", "metrics.host",
 }
 
@@ -161,13 +161,14 @@ def test_key_file_is_mounted_and_passed():
 
 def test_secret_values_land_in_the_secret():
     data = secret_data(render(VALUE_SETS["production"]), FULL)
+    assert data.pop("bootstrap-token")
     assert data == {"webhook-secret": "whs", "encryption-key": "k" * 32}
 
 
 def test_an_encryption_key_is_generated_when_none_is_given():
     docs = render()
     data = secret_data(docs, FULL)
-    assert set(data) == {"encryption-key"} and len(data["encryption-key"]) == 48
+    assert set(data) == {"encryption-key", "bootstrap-token"} and len(data["encryption-key"]) == 48
     assert one(docs, "Secret", FULL)["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
@@ -177,6 +178,42 @@ def test_every_process_gets_the_same_encryption_key():
             continue
         ref = env_of(containers(workload)[0])["ENCRYPTION_KEY"]["valueFrom"]["secretKeyRef"]
         assert ref == {"name": FULL, "key": "encryption-key"}, workload["metadata"]["name"]
+
+
+def test_a_bootstrap_token_is_generated_and_given_to_the_api_only():
+    docs = render()
+    token = secret_data(docs, FULL)["bootstrap-token"]
+    assert len(token) == 43 and token.isalnum()
+    for workload in workloads(docs):
+        env = env_of(containers(workload)[0])
+        if workload["metadata"]["name"] == f"{FULL}-api":
+            ref = env["API_BOOTSTRAP_TOKEN"]["valueFrom"]["secretKeyRef"]
+            assert ref == {"name": FULL, "key": "bootstrap-token", "optional": False}
+        else:
+            assert "API_BOOTSTRAP_TOKEN" not in env, workload["metadata"]["name"]
+    text = notes({})
+    assert f"get secret {FULL} -o jsonpath='{{.data.bootstrap-token}}'" in text
+    assert "tokens create --scope" not in text
+
+
+def test_bootstrap_token_given_from_values_or_an_existing_secret():
+    given = "g" * 40
+    assert secret_data(render({"secrets": {"bootstrapToken": {"value": given}}}),
+                       FULL)["bootstrap-token"] == given
+    api = containers(one(render(VALUE_SETS["existing-secret"]), "Deployment", f"{FULL}-api"))[0]
+    ref = env_of(api)["API_BOOTSTRAP_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "my-imap-api", "key": "bootstrap-token", "optional": True}
+    assert "schema" in render_error({"secrets": {"bootstrapToken": {"value": "short"}}})
+
+
+def test_bootstrap_token_off_leaves_the_manual_step():
+    for values in ({"secrets": {"bootstrapToken": {"enabled": False}}},
+                   {"config": {"api": {"auth": "off"}}}):
+        docs = render(values)
+        assert "bootstrap-token" not in secret_data(docs, FULL)
+        api = containers(one(docs, "Deployment", f"{FULL}-api"))[0]
+        assert "API_BOOTSTRAP_TOKEN" not in env_of(api)
+    assert "tokens create --scope='*'" in notes({"secrets": {"bootstrapToken": {"enabled": False}}})
 
 
 # -- components --------------------------------------------------------------------------------

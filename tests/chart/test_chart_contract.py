@@ -179,10 +179,7 @@ def deployed(tmp_path_factory):
     url = f"redis://127.0.0.1:6379/{REDIS_DB}"
     client = redis_lib.Redis.from_url(url)
     client.flushdb()
-    # what an operator does once before the API may listen beyond loopback
-    from imapapi import tokens
-
-    tokens.create(client, ["*"], description="chart contract test")
+    # no token is created by hand: the chart's bootstrap token lets the API start beyond loopback
     values = {
         "redis": {"enabled": False}, "externalRedis": {"url": url},
         "api": {"containerPort": free_port()},
@@ -234,6 +231,12 @@ def test_settings_from_the_chart_reach_the_processes(deployed):
     # /health wants a live sidecar too: the chart's sidecar heartbeats under its pod name
     health = requests.get(f"http://127.0.0.1:{api.ports['http']}/health", timeout=5)
     assert health.status_code == 200 and health.json()["sidecars"] == 1, _logs(logs)
+    # the bootstrap token from the rendered Secret is an API token; nothing else gets in
+    token = api.env["API_BOOTSTRAP_TOKEN"]
+    url = f"http://127.0.0.1:{api.ports['http']}/v1/settings"
+    assert requests.get(url, timeout=5).status_code == 401
+    resp = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert resp.status_code == 200, _logs(logs)
     flower = running["flower"]
     port = flower.ports["http"]
     assert requests.get(f"http://127.0.0.1:{port}/api/workers", timeout=5).status_code == 401

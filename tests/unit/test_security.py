@@ -200,3 +200,64 @@ def test_metadata_targets_refused_when_saved(client):  # noqa: F811
     resp = client.post("/v1/settings", json={"authServer": "http://u:p@169.254.169.254/"})
     assert resp.status_code == 400 and "u:p" not in resp.get_data(as_text=True)
     assert client.post("/v1/settings", json={"webhooks": "http://127.0.0.1:9/h"}).status_code == 200
+
+
+def test_bootstrap_token_is_stored_hash_only_and_opens_a_public_api(redis):
+    redis.delete(tokens.TOKENS)
+    token = "b" * 40
+    cfg = types.SimpleNamespace(api_host="0.0.0.0", api_auth="auto")
+    assert tokens.startup_problem(cfg, redis) is not None
+    assert tokens.bootstrap(redis, token) is True
+    assert tokens.bootstrap(redis, token) is False          # second pod / restart: kept as is
+    assert tokens.startup_problem(cfg, redis) is None
+    record = tokens.verify(redis, token)
+    assert record["scopes"] == ["*"] and "bootstrap" in record["description"]
+    stored = b"".join(k + v for k, v in redis.hgetall(tokens.TOKENS).items())
+    assert token.encode() not in stored
+    assert tokens.bootstrap(redis, None) is False and len(tokens.list_tokens(redis)) == 1
+
+
+def test_bootstrap_token_option_is_checked_and_never_echoed():
+    env = {"IMAPAPI_DOTENV": "0"}
+    s = settings_mod.load_settings([], env={**env, "API_BOOTSTRAP_TOKEN": "t" * 32})
+    assert s.api_bootstrap_token == "t" * 32 and "t" * 32 not in repr(s)
+    with pytest.raises(settings_mod.ConfigError) as info:
+        settings_mod.load_settings(["--api.bootstrapToken=short-secret"], env=env)
+    assert "api.bootstrapToken" in str(info.value) and "short-secret" not in str(info.value)
+
+
+def test_api_start_adds_the_bootstrap_token(redis, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from tests.fixtures.dovecot import free_port
+
+    redis.delete(tokens.TOKENS)
+    token = "c" * 43
+    port = free_port()
+    db = redis.connection_pool.connection_kwargs["db"]
+    env = {"PATH": "/usr/bin:/bin", "IMAPAPI_DOTENV": "0", "API_HOST": "0.0.0.0",
+           "API_PORT": str(port), "API_WORKERS": "1", "REDIS_URL": f"redis://127.0.0.1:6379/{db}",
+           "API_BOOTSTRAP_TOKEN": token, "ENCRYPTION_KEY": "k" * 32, "STATE_DIR": str(tmp_path)}
+    log = tmp_path / "api.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "launcher.cli", "api"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, status = time.monotonic() + 60, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                status = requests.get(f"http://127.0.0.1:{port}/v1/settings", timeout=2,
+                                      headers=bearer(token)).status_code
+                break
+            except requests.RequestException:
+                time.sleep(0.3)
+        assert status == 200, log.read_text()      # started beyond loopback, token accepted
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    text = log.read_text()
+    assert token not in text and tokens.public_id(tokens.digest(token)) in text
