@@ -1,6 +1,8 @@
 """Routes /v1/settings: read (requested keys, or all) and update runtime settings."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 import marshmallow as ma
 from flask.views import MethodView
 
@@ -13,6 +15,20 @@ from .schemas import SettingsQuerySchema, SettingsSchema, SettingsUpdatedSchema,
 
 blp = Blueprint("settings", __name__, description="Webhook, notification and auth server settings")
 KEYS = ("eventTypes",) + webhook_settings.KEYS + ("logs",)
+URL_KEYS = ("webhooks", "authServer")   # URLs whose userinfo password is a secret
+MASK = "******"
+
+
+def masked_url(url):
+    """The URL with its userinfo password replaced by ******: it is shown, never its secret."""
+    if not url or "@" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostport}"))
 
 
 def read(redis, wanted) -> dict:
@@ -26,6 +42,8 @@ def read(redis, wanted) -> dict:
             out[key] = protolog.get(redis)
         elif key == "webhookSecret":
             out[key] = bool(stored.get(key))
+        elif key in URL_KEYS:
+            out[key] = masked_url(stored.get(key))
         else:
             out[key] = stored.get(key)
     return out
@@ -36,6 +54,14 @@ def update(redis, data: dict) -> list[str]:
     for key in ("webhookSecret", "authServer"):   # "" means "remove" for these
         if data.get(key) == "":
             data[key] = None
+    # A URL posted back as it was shown (password masked, e.g. the UI form re-saved) keeps the
+    # stored secret instead of overwriting it with the mask.
+    masked = [k for k in URL_KEYS if isinstance(data.get(k), str) and MASK in data[k]]
+    if masked:
+        stored = webhook_settings.get_all(redis, masked)
+        for key in masked:
+            if stored.get(key) and masked_url(stored[key]) == data[key]:
+                del data[key]
     logs = data.pop("logs", None)
     updated = webhook_settings.save(redis, data)
     if logs is not None:
@@ -59,7 +85,8 @@ class Settings(MethodView):
     def get(self, flags):
         """Settings: the keys flagged true in the query, or every key when none is flagged
 
-        `webhookSecret` is write-only: you get `true`/`false` for whether it is set.
+        `webhookSecret` is write-only: you get `true`/`false` for whether it is set; a password
+        in the `webhooks` / `authServer` URL is shown as `******` (posting that form back keeps it).
         """
         wanted = [k for k in KEYS if flags.get(k)] or list(KEYS)
         return read(get_redis(), wanted)
