@@ -137,6 +137,7 @@ def delete(redis, account: str) -> bool:
     pipe.eval(_DELETE_LUA, 2, key, stats.STATES_KEY)
     pipe.srem(keys.ACCOUNTS, account)
     pipe.hdel(keys.OWNERS, account)
+    pipe.hdel(keys.WEBHOOK_DONE, account)
     removed = pipe.execute()[0]
     purge(redis, account)
     redis.publish(keys.ACCOUNTS_CHANNEL, account)

@@ -2,9 +2,10 @@
 
 Jobs live in Redis (events.JOBS/DUE), registered in the same Lua step as the event, so a Celery
 message is only a wake-up: a lost one (sidecar crash before enqueue, worker killed mid-delivery)
-is re-enqueued by `sweep` once its lease passes. Delivery is idempotent by event id (a "sent"
-marker), so a duplicate wake-up never POSTs again after a success. Each account's events go out
-one at a time in feed order (imapapi.webhook_order).
+is re-enqueued by `sweep` once its lease passes. Each account's events go out one at a time in
+feed order (imapapi.webhook_order), so one number per account says what was delivered: the
+highest `seq` POSTed with success (keys.WEBHOOK_DONE). A job at or below it is a duplicate and is
+not POSTed again; memory is one hash field per account whatever the event rate.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = keys.WEBHOOK_ATTEMPTS
 FIRST_FAIL = keys.WEBHOOK_FIRST_FAIL
-SENT_TTL = 7 * 86400                 # remember delivered ids this long (duplicate wake-ups)
+DONE = keys.WEBHOOK_DONE
 # Seconds a job may sit "enqueued" before the sweeper assumes its task was lost and re-enqueues.
 DELIVERY_LEASE = 20.0
 MAX_BACKOFF = 300.0
@@ -46,7 +47,6 @@ RECENT_MAX = 200
 ON_DELIVERY: list = []
 
 
-sent_key = keys.webhook_sent
 busy_key = keys.webhook_busy
 
 
@@ -165,15 +165,33 @@ def send_test(redis, url: str | None = None) -> dict:
     return result
 
 
-def _finish(redis, event_id: str, *, sent: bool) -> None:
-    pipe = redis.pipeline(transaction=True)
-    if sent:
-        pipe.set(sent_key(event_id), "1", ex=SENT_TTL)
-    pipe.hdel(JOBS, event_id)
-    pipe.zrem(DUE, event_id)
-    pipe.hdel(ATTEMPTS, event_id)
-    pipe.hdel(FIRST_FAIL, event_id)
-    pipe.execute()
+# Drop the job's bookkeeping; after a success move the account's delivered-up-to cursor (never
+# back: a resent dead letter is older than it). The cursor is only written while the account
+# record exists, so a POST that finishes after the account was deleted leaves nothing behind.
+_FINISH = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[6]) == 1 then
+  local cur = tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '0')
+  if tonumber(ARGV[3]) > cur then redis.call('HSET', KEYS[5], ARGV[2], ARGV[3]) end
+end
+return 1
+"""
+
+
+def _finish(redis, event_id: str, *, sent: bool, event: dict | None = None) -> None:
+    account = (event or {}).get("account")
+    seq = (event or {}).get("seq")
+    mark = str(int(seq)) if sent and account and isinstance(seq, int) else ""
+    redis.eval(_FINISH, 6, JOBS, DUE, ATTEMPTS, FIRST_FAIL, DONE,
+               keys.account(account or ""), event_id, account or "", mark)
+
+
+def delivered_upto(redis, account: str) -> int:
+    """The highest `seq` of the account delivered with success (0: none yet)."""
+    return int(redis.hget(DONE, account) or 0)
 
 
 # Per-receiver slots: ZSET slot -> start time. Slots older than the POST timeout are from a killed
@@ -213,12 +231,16 @@ def attempt_one(redis, event_id: str, *, now: float | None = None) -> tuple[str,
     raw = redis.hget(JOBS, event_id)
     if raw is None:
         return "gone", 0.0
-    if redis.exists(sent_key(event_id)):
-        _finish(redis, event_id, sent=True)
-        return "duplicate", 0.0
     job = json.loads(raw)
     event = job["event"]
     account = event.get("account")
+    seq = event.get("seq")
+    # at or below the cursor: already POSTed with success (a re-registered job, a redelivered
+    # task); a resent dead letter is older than the cursor on purpose and goes out
+    if (account and isinstance(seq, int) and not job.get("resend")
+            and seq <= delivered_upto(redis, account)):
+        _finish(redis, event_id, sent=False)
+        return "duplicate", 0.0
     # The receiver and the filter are read at delivery time: settings may have changed.
     if account and not redis.exists(keys.account(account)):
         _finish(redis, event_id, sent=False)
@@ -246,7 +268,7 @@ def attempt_one(redis, event_id: str, *, now: float | None = None) -> tuple[str,
                    "url": safe_url(url), "ok": error is None, "status": result["status"],
                    "ms": round(result["seconds"] * 1000, 1), "error": error, "at": time.time()})
     if error is None:
-        _finish(redis, event_id, sent=True)
+        _finish(redis, event_id, sent=True, event=event)
         return "sent", 0.0
     attempt = redis.hincrby(ATTEMPTS, event_id, 1)
     redis.hsetnx(FIRST_FAIL, event_id, now)
@@ -286,11 +308,11 @@ def resend_dead(redis, event_id: str) -> bool:
         entry = json.loads(raw)
         if entry.get("id") != event_id:
             continue
-        job = {"stream": entry.get("stream"), "event": entry["event"]}
+        # `resend`: POSTed even though the account's cursor is past its seq
+        job = {"stream": entry.get("stream"), "event": entry["event"], "resend": 1}
         account = entry["event"].get("account")
         pipe = redis.pipeline(transaction=True)
         pipe.lrem(keys.DEAD_LETTERS, 1, raw)
-        pipe.delete(sent_key(event_id))
         pipe.hset(JOBS, event_id, json.dumps(job, separators=(",", ":")))
         if account:   # at the end of the account's queue: it keeps its seq, it arrives late
             pipe.eval(webhook_order.PUSH, 2, keys.webhook_queue(account), DUE, event_id,

@@ -47,6 +47,8 @@ def make_event(account: str, event: str, data: dict, *, path: str | None = None,
     return out
 
 
+RETRY_LOOKBACK = 50   # feed entries a retried content-id write is matched against
+
 # KEYS: stream, jobs hash, due zset, account record, seq counter, delivery queue, then one key
 #       per state update.
 # ARGV: maxlen, due-time, n_events, [content id, json without id/seq, deliver(0/1),
@@ -90,22 +92,36 @@ local out = {}
 for i = 0, n - 1 do
   local b = 4 + i * 4
   local eid, rest, deliver, occurrence = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-  local seq = redis.call('INCR', KEYS[5])
-  if occurrence == '1' then eid = string.sub(redis.sha1hex(eid .. ':' .. seq), 1, 32) end
-  -- concatenated, not cjson: cjson would turn empty JSON arrays into objects
-  local body = '{"id":"' .. eid .. '","seq":' .. seq .. ',' .. string.sub(rest, 2)
-  local sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'id', eid, 'e', body)
-  out[#out + 1] = sid
-  out[#out + 1] = eid
-  out[#out + 1] = seq
-  if deliver == '1' and redis.call('HEXISTS', KEYS[2], eid) == 0 then
-    redis.call('HSET', KEYS[2], eid, '{"stream":"' .. sid .. '","event":' .. body .. '}')
-    -- only a queue's head has a lease (imapapi.webhook_order)
-    if redis.call('RPUSH', KEYS[6], eid) == 1 then redis.call('ZADD', KEYS[3], due, eid) end
+  local again = nil
+  if occurrence == '0' then
+    -- a retried write of a content-id event committed moments ago is that event: no second
+    -- feed entry, no second job (delivery keeps no per-event "sent" marker to catch it later)
+    for _, row in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', LOOKBACK)) do
+      if row[2][2] == eid then again = row break end
+    end
+  end
+  if again then
+    out[#out + 1] = again[1]
+    out[#out + 1] = eid
+    out[#out + 1] = tonumber(string.match(again[2][4], '"seq":(%d+)'))
+  else
+    local seq = redis.call('INCR', KEYS[5])
+    if occurrence == '1' then eid = string.sub(redis.sha1hex(eid .. ':' .. seq), 1, 32) end
+    -- concatenated, not cjson: cjson would turn empty JSON arrays into objects
+    local body = '{"id":"' .. eid .. '","seq":' .. seq .. ',' .. string.sub(rest, 2)
+    local sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'id', eid, 'e', body)
+    out[#out + 1] = sid
+    out[#out + 1] = eid
+    out[#out + 1] = seq
+    if deliver == '1' and redis.call('HEXISTS', KEYS[2], eid) == 0 then
+      redis.call('HSET', KEYS[2], eid, '{"stream":"' .. sid .. '","event":' .. body .. '}')
+      -- only a queue's head has a lease (imapapi.webhook_order)
+      if redis.call('RPUSH', KEYS[6], eid) == 1 then redis.call('ZADD', KEYS[3], due, eid) end
+    end
   end
 end
 return out
-"""
+""".replace("LOOKBACK", str(RETRY_LOOKBACK))
 
 # A sidecar's commit carries its lease token (imapapi.leases): refused in the same step when
 # another replica took the account over, so a paused or partitioned one cannot emit or move state.

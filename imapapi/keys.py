@@ -15,6 +15,7 @@ WEBHOOK_DUE = "ia:wh:due"                 # ZSET event id -> epoch when the swee
 WEBHOOK_ATTEMPTS = "ia:wh:attempts"       # HASH event id -> failed attempts so far
 WEBHOOK_FIRST_FAIL = "ia:wh:first"        # HASH event id -> epoch of the first failure
 WEBHOOK_RECENT = "ia:wh:recent"           # LIST: the last deliveries (JSON), newest first (web UI)
+WEBHOOK_DONE = "ia:wh:done"               # HASH account -> highest `seq` delivered (duplicate check)
 STATS_COUNTERS = "ia:stats:keys"          # SET of dashboard counter names (imapapi.stats)
 ACCOUNT_STATES = "ia:states"              # HASH connection state -> number of accounts
 LEASES = "ia:lease"                       # HASH account -> "<token>:<expires ms>:<sidecar id>"
@@ -108,11 +109,6 @@ def pending_payload(ref: str) -> str:
 def stats_bucket(counter: str, day: str) -> str:
     """HASH: one dashboard counter's per-minute counts (field YYYYMMDDHHMM) for one UTC day."""
     return f"ia:stats:{counter}:{day}"
-
-
-def webhook_sent(event_id: str) -> str:
-    """STRING (TTL): the event was delivered; a duplicate wake-up does not POST again."""
-    return f"ia:wh:sent:{event_id}"
 
 
 def webhook_busy(url: str) -> str:

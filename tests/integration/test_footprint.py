@@ -11,7 +11,7 @@ from tests.checks import wait_until
 pytestmark = pytest.mark.integration
 
 # Shared hashes/sets that name accounts as fields or members.
-SHARED = (keys.ACCOUNTS, keys.OWNERS, keys.LEASES, keys.LOGGED)
+SHARED = (keys.ACCOUNTS, keys.OWNERS, keys.LEASES, keys.LOGGED, keys.WEBHOOK_DONE)
 
 
 def mentions(redis, account_id: str) -> list[str]:

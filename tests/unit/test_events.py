@@ -51,10 +51,16 @@ def test_commit_is_atomic_with_state(r):
 def test_jobs_registered_only_when_wanted_and_once(r):
     events.append_events(r, "acc", [ev(1)], deliver=lambda e: False)
     assert r.hlen(events.JOBS) == 0
-    events.append_events(r, "acc", [ev(1), ev(1)])
+    events.append_events(r, "acc", [ev(2), ev(2)])
     assert r.hlen(events.JOBS) == 1 and r.zcard(events.DUE) == 1
-    job = json.loads(r.hget(events.JOBS, ev(1)["id"]))
-    assert job["event"]["data"] == {"uid": 1} and job["stream"]
+    job = json.loads(r.hget(events.JOBS, ev(2)["id"]))
+    assert job["event"]["data"] == {"uid": 2} and job["stream"]
+    # a retried write of a content-id event is that event: one feed entry, its first seq
+    again = ev(1)
+    events.append_events(r, "acc", [again])
+    feed, _ = events.read_events(r, "acc")
+    assert [(e["data"]["uid"], e["seq"]) for e in feed] == [(1, 1), (2, 2)]
+    assert again["seq"] == 1 and r.hlen(events.JOBS) == 1
 
 
 def test_read_events_cursor(r):

@@ -100,3 +100,77 @@ def test_drain_budget_then_more(r, webhook_receiver, monkeypatch):
     assert wh.deliver_event(r, None, account="acc") == ("more", 0.0)
     assert wh.deliver_event(r, None, account="acc")[0] == "sent"
     assert [e["json"]["seq"] for e in webhook_receiver.received("ord-budget")] == [1, 2, 3, 4, 5]
+
+
+def _deliver_all(r, batch):
+    events.append_events(r, "acc", batch, occurrence=True)
+    while wh.deliver_event(r, None, account="acc")[0] == "more":
+        pass
+
+
+def test_delivered_event_registered_again_is_not_posted_again(r, webhook_receiver):
+    webhook_settings.save(r, {"webhooks": webhook_receiver.url("ord-dup")})
+    batch = [ev(i) for i in range(1, 4)]
+    _deliver_all(r, batch)
+    assert wh.delivered_upto(r, "acc") == 3
+    # a job for seq 2 comes back (a crash-replayed registration, a redelivered task)
+    second = r.xrange(keys.events("acc"))[1][1][b"e"].decode()
+    r.hset(events.JOBS, batch[1]["id"], '{"stream":"x","event":%s}' % second)
+    r.rpush(keys.webhook_queue("acc"), batch[1]["id"])
+    assert wh.deliver_event(r, batch[1]["id"])[0] == "duplicate"
+    later = ev(4)
+    _deliver_all(r, [later])
+    got = webhook_receiver.received("ord-dup")
+    assert [e["json"]["seq"] for e in got] == [1, 2, 3, 4]
+    assert [e["json"]["id"] for e in got] == [e["id"] for e in batch + [later]]
+    assert r.hlen(events.JOBS) == 0 and r.llen(keys.webhook_queue("acc")) == 0
+
+
+def test_no_key_per_delivered_event(r, webhook_receiver, monkeypatch):
+    from imapapi import webhook_order
+
+    monkeypatch.setattr(webhook_order, "DRAIN_EVENTS", 1000)
+    webhook_settings.save(r, {"webhooks": webhook_receiver.url("ord-keys")})
+    _deliver_all(r, [ev(i) for i in range(1, 11)])
+    after_ten = set(r.keys("*"))
+    _deliver_all(r, [ev(i) for i in range(11, 211)])
+    assert len(webhook_receiver.received("ord-keys")) == 210
+    assert set(r.keys("*")) == after_ten, "delivering 200 more events added keys"
+    assert r.hgetall(keys.WEBHOOK_DONE) == {b"acc": b"210"}
+
+
+def test_resent_dead_letter_goes_out_below_the_cursor(r, webhook_receiver, monkeypatch):
+    import dataclasses
+
+    webhook_settings.save(r, {"webhooks": webhook_receiver.url("ord-dead")})
+    monkeypatch.setattr(wh, "enqueue", lambda ids: None)
+    webhook_receiver.set_mode("ord-dead", "fail")
+    monkeypatch.setattr(settings, "_current", dataclasses.replace(settings.get_settings(),
+                                                                 webhook_retry_window=0.0))
+    first = ev(1)
+    events.append_events(r, "acc", [first], occurrence=True)
+    assert wh.deliver_event(r, first["id"])[0] == "dead"
+    monkeypatch.setattr(settings, "_current", dataclasses.replace(settings.get_settings(),
+                                                                 webhook_retry_window=3600.0))
+    webhook_receiver.set_mode("ord-dead", "ok")
+    _deliver_all(r, [ev(2)])
+    assert wh.delivered_upto(r, "acc") == 2
+    assert wh.resend_dead(r, first["id"])
+    assert wh.deliver_event(r, first["id"])[0] == "sent"
+    assert [e["json"]["seq"] for e in webhook_receiver.received("ord-dead")] == [2, 1]
+    assert wh.delivered_upto(r, "acc") == 2   # the cursor never goes back
+
+
+def test_delete_removes_the_cursor_and_a_late_finish_does_not_bring_it_back(r, webhook_receiver):
+    from imapapi import accounts
+
+    webhook_settings.save(r, {"webhooks": webhook_receiver.url("ord-del")})
+    first, second = ev(1), ev(2)
+    _deliver_all(r, [first])
+    events.append_events(r, "acc", [second], occurrence=True)
+    assert r.hexists(keys.WEBHOOK_DONE, "acc")
+    accounts.delete(r, "acc")
+    assert not r.hexists(keys.WEBHOOK_DONE, "acc")
+    # a POST that was in flight at the delete finishes afterwards
+    wh._finish(r, second["id"], sent=True, event={"account": "acc", "seq": second["seq"]})
+    assert not r.hexists(keys.WEBHOOK_DONE, "acc")
