@@ -76,6 +76,8 @@ class Settings:
     imap_login_rate: int = 50
     max_accounts_per_sidecar: int = 20000
     status_sweep: float = 3.0   # LIST-STATUS sweep (sidecar.sync.notify.Watch: >= 30 s without it)
+    # emailId/threadId (sidecar/imap/objectid.py): OBJECTID, else Dovecot's X-GUID; false: none
+    email_id: bool = True
     submit_max_size: int = 25 * 1024 * 1024
     smtp_timeout: float = 30.0       # per SMTP socket operation (connect, greeting, each reply)
     webhook_timeout: float = 10.0
@@ -148,6 +150,7 @@ OPTIONS: dict[str, tuple[str, str, str]] = {
     "sidecar.connectRate": ("sidecar_connect_rate", "SIDECAR_CONNECT_RATE", "posint"),
     "imap.loginRate": ("imap_login_rate", "IMAP_LOGIN_RATE", "posint"),
     "sidecar.statusSweep": ("status_sweep", "STATUS_SWEEP", "duration"),
+    "sidecar.emailId": ("email_id", "SIDECAR_EMAIL_ID", "bool"),
     "smtp.maxSize": ("submit_max_size", "SUBMIT_MAX_SIZE", "size"),
     "smtp.timeout": ("smtp_timeout", "SMTP_TIMEOUT", "duration"),
     "webhooks.timeout": ("webhook_timeout", "WEBHOOK_TIMEOUT", "duration"),

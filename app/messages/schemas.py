@@ -197,6 +197,10 @@ class MessageEntrySchema(ma.Schema):
     subject = fields.String(allow_none=True)
     messageId = fields.String(allow_none=True)
     inReplyTo = fields.String(allow_none=True)
+    emailId = fields.String(metadata={"description": "Same for the message in every folder and event "
+                                      "(a move keeps it): RFC 8474 EMAILID, else a hash of Dovecot's "
+                                      "X-GUID; absent when the server offers neither"})
+    threadId = fields.String(metadata={"description": "RFC 8474 THREADID (servers with OBJECTID)"})
     from_ = fields.Nested(AddressSchema, data_key="from", allow_none=True)
     to = fields.List(fields.Nested(AddressSchema))
     cc = fields.List(fields.Nested(AddressSchema))

@@ -5,10 +5,10 @@ import math
 
 from imapapi.ids import encode_message_id
 
-from . import bodystructure, codec
+from . import bodystructure, codec, objectid
 
 # FETCH items of every listing entry (messages.list, search, details, messageNew): BODYSTRUCTURE
-# gives `attachments` and `text {id, encodedSize}`.
+# gives `attachments` and `text {id, encodedSize}`; callers add objectid.items(client) (emailId).
 FETCH_ITEMS: tuple[bytes, ...] = (b"UID", b"FLAGS", b"RFC822.SIZE", b"ENVELOPE", b"INTERNALDATE",
                                   b"BODYSTRUCTURE")
 
@@ -49,6 +49,7 @@ def build_entry(mailbox_no: int, data: dict) -> dict:
         "messageId": codec.message_id(getattr(env, "message_id", None)),
         "inReplyTo": codec.message_id(getattr(env, "in_reply_to", None)),
     }
+    entry.update(objectid.entry_ids(data))   # emailId/threadId when the FETCH asked for them
     for flag, key in (("\\flagged", "flagged"), ("\\answered", "answered"), ("\\draft", "draft")):
         if flag in lowered:
             entry[key] = True

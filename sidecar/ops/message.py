@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from imapapi import errors, ids
-from sidecar.imap import bodystructure, replytext
+from sidecar.imap import bodystructure, objectid, replytext
 from sidecar.imap.details import DETAIL_ITEMS, build_details, collect_text, wanted_parts
 
 from .registry import op
@@ -35,7 +35,8 @@ def get_message(ctx, message: str, textType: str | None = None, maxBytes: int = 
     if textType is not None:
         textType, maxBytes = check_text_args(textType, maxBytes)
     with ctx.client() as client:
-        mailbox_no, uid, _path, entry = open_and_fetch(ctx, client, message, list(DETAIL_ITEMS))
+        mailbox_no, uid, _path, entry = open_and_fetch(
+            ctx, client, message, lambda: list(DETAIL_ITEMS + objectid.items(client)))
         out = build_details(mailbox_no, entry)
         if textType is not None and b"BODYSTRUCTURE" in entry:
             structure = bodystructure.analyze(entry[b"BODYSTRUCTURE"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 from imapapi import errors
 
 from ..connection import is_connection_error
-from ..imap import codec, listing
+from ..imap import codec, listing, objectid
 from .registry import op
 
 
@@ -42,7 +42,7 @@ def list_messages(ctx, path=None, page: int = 0, pageSize: int = 20, **_):
         try:
             # A list, not "a:b": imapclient filters the reply by the ids it was given.
             rows = client.fetch(list(range(window["first"], window["last"] + 1)),
-                                listing.FETCH_ITEMS)
+                                listing.FETCH_ITEMS + objectid.items(client))
         finally:
             client.use_uid = saved
     for seq in sorted(rows, reverse=True):

@@ -65,14 +65,17 @@ def open_message(ctx, client, message_id: str, *, readonly: bool = True) -> tupl
     return _open(ctx, client, message_id, readonly, reuse=False)[:3]
 
 
-def open_and_fetch(ctx, client, message_id: str, items: list) -> tuple[int, int, str, dict]:
+def open_and_fetch(ctx, client, message_id: str, items) -> tuple[int, int, str, dict]:
     """For single-message reads: open_message + one UID FETCH -> (number, uid, path, entry).
+    `items`: a list, or a callable giving it once the folder is selected (objectid.items).
 
     When the connection already has the folder selected (the idle folder, nearly always) no
     EXAMINE is sent (sidecar/imap/selection.py): the read costs one round trip. The session's
     view may then predate the message (appended by another client since): a miss selects
     again and fetches once more before it is a 404."""
     mailbox_no, uid, path, reused = _open(ctx, client, message_id, True, reuse=True)
+    if callable(items):
+        items = items()
     try:
         return mailbox_no, uid, path, fetch_one(client, uid, items)
     except errors.MessageNotFound:

@@ -9,7 +9,7 @@ from imapapi import errors
 from sidecar.imap.codec import normalize_path
 
 from .registry import op
-from ..imap import listing
+from ..imap import listing, objectid
 from .msgutil import select
 
 _SET = re.compile(r"^(\d+|\*)(:(\d+|\*))?(,(\d+|\*)(:(\d+|\*))?)*$")
@@ -105,7 +105,7 @@ def search(ctx, path: str, search: dict | None = None, page: int = 0, pageSize: 
         messages = []
         if chosen:
             mailbox_no = ctx.registry.number(int(info[b"UIDVALIDITY"]), normalize_path(path))
-            data = client.fetch(chosen, listing.FETCH_ITEMS)
+            data = client.fetch(chosen, listing.FETCH_ITEMS + objectid.items(client))
             for uid, entry in data.items():
                 entry.setdefault(b"UID", uid)   # imapclient keys UID FETCH replies by uid
             messages = [listing.build_entry(mailbox_no, data[uid]) for uid in chosen if uid in data]

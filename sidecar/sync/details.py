@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from imapapi.ids import encode_message_id
-from sidecar.imap import bodystructure
+from sidecar.imap import bodystructure, objectid
 from sidecar.imap.details import DETAIL_ITEMS, build_details, collect_text
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def _filter_headers(entry: dict, wanted) -> None:
 
 def new_message_entries(client, mailbox_no: int, uids: list[int], settings: dict) -> dict:
     """-> {uid: entry}; uids expunged before we could fetch them are simply absent."""
-    items = list(DETAIL_ITEMS)
+    items = list(DETAIL_ITEMS + objectid.items(client))
     out = {}
     for start in range(0, len(uids), FETCH_CHUNK):
         part = uids[start:start + FETCH_CHUNK]

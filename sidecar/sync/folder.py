@@ -8,7 +8,7 @@ from imapapi import events as ev
 from imapapi import ids, keys, leases
 from imapapi.delivery import enqueue
 
-from sidecar.imap import codec
+from sidecar.imap import codec, objectid
 
 from . import diff, imapio, state
 from .details import new_message_entries
@@ -16,6 +16,10 @@ from .details import new_message_entries
 log = logging.getLogger(__name__)
 
 NEW_CHUNK = 50   # messageNew events per commit: bounded work lost on a crash, early delivery
+
+
+def _stored_id(stored_ids: dict, uid: int) -> dict:
+    return {"emailId": stored_ids[uid]} if stored_ids.get(uid) else {}
 
 
 class FolderSync:
@@ -32,6 +36,7 @@ class FolderSync:
         self.notify_settings = notify_settings
         self.delimiters: dict[str, str | None] = {}   # filled by the engine from LIST
         self.cache: dict = {}   # path -> committed FolderState (the engine keeps it per connection)
+        self.id_items: tuple = ()   # objectid.items of this connection, set at each SELECT
 
     # -- commit --------------------------------------------------------------------------------
     def commit(self, events: list[dict], updates: list, *, retry_stale: bool = False) -> None:
@@ -66,6 +71,7 @@ class FolderSync:
              flags_hint: bool = False) -> bool:
         """Bring one folder's stored state up to the server; -> True if anything changed."""
         server = imapio.select(self.client, path)
+        self.id_items = objectid.items(self.client)   # decided once per connection
         stored = state.load_cached(self.redis, self.account, path, self.cache)
         plan = diff.plan(stored, server, condstore=self.condstore, flags_hint=flags_hint)
         if plan == "none":
@@ -74,8 +80,10 @@ class FolderSync:
         first_events: list[dict] = []
         expected = stored.version if stored else None
         base = stored
+        fetched: dict = {}   # uid -> {"emailId"?, "threadId"?} of the messages fetched below
         if plan in ("baseline", "reset"):
-            flags = {uid: f for uid, (f, _ms) in self._fetch_all(server).items()}
+            full, fetched = self._fetch_all(server)
+            flags = {uid: f for uid, (f, _ms) in full.items()}
             if plan == "reset":
                 first_events.append(self.event(
                     "mailboxReset", path, {"path": path, "name": codec.leaf_name(path, self.delimiters.get(path)),
@@ -91,10 +99,13 @@ class FolderSync:
             index = {} if changes.new else dict(flags)
             base = state.FolderState(path=path, uid_validity=server.uid_validity,
                                      version=(stored.version if stored else 0), index=index)
+            stored_ids = {}
         else:
+            stored_ids = stored.ids
             if plan == "changedsince":
-                changed, gone = imapio.fetch_flags(self.client, changed_since=stored.highest_modseq,
-                                                   vanished=self.qresync)
+                changed, gone, fetched = imapio.fetch_flags(
+                    self.client, changed_since=stored.highest_modseq, vanished=self.qresync,
+                    id_items=self.id_items)
                 changes = diff.diff_changed(stored.index, changed, gone)
                 after = len(stored.index) + len(changes.new) - len(changes.deleted)
                 if after != server.messages:
@@ -103,32 +114,38 @@ class FolderSync:
                                                 all_uids=imapio.uid_search_all(self.client))
                 flags = {uid: f for uid, (f, _ms) in changed.items()}
             else:
-                full = self._fetch_all(server)
+                full, fetched = self._fetch_all(server)
                 flags = {uid: f for uid, (f, _ms) in full.items()}
                 changes = diff.diff_full(stored.index, flags)
             for uid in changes.deleted:
+                data = {"id": ids.encode_message_id(mailbox_no, uid), "uid": uid}
+                if stored_ids.get(uid):   # the server cannot tell any more: from the state
+                    data["emailId"] = stored_ids[uid]
                 first_events.append(self.event(
-                    "messageDeleted", path, {"id": ids.encode_message_id(mailbox_no, uid), "uid": uid},
-                    special_use, server.uid_validity, uid))
+                    "messageDeleted", path, data, special_use, server.uid_validity, uid))
             for uid, added, deleted, modseq in changes.updated:
                 delta = {}
                 if added:
                     delta["added"] = added
                 if deleted:
                     delta["deleted"] = deleted
+                data = {"id": ids.encode_message_id(mailbox_no, uid), "uid": uid}
+                data.update(fetched.get(uid) or _stored_id(stored_ids, uid))
+                data["changes"] = {"flags": delta}
                 first_events.append(self.event(
-                    "messageUpdated", path, {"id": ids.encode_message_id(mailbox_no, uid), "uid": uid,
-                                             "changes": {"flags": delta}},
+                    "messageUpdated", path, data,
                     special_use, server.uid_validity, uid, modseq or f"v{stored.version}",
                     ",".join(added), ",".join(deleted)))
         # The first commit: deletions/updates/reset with their index changes; status stays old
         # until the last chunk, so a crash in between makes the next run redo the rest.
         # New messages join the index chunk by chunk below, with their events.
         index = diff.apply(base.index, dataclasses.replace(changes, new=[]), flags)
+        known_ids = {**stored_ids, **{u: f["emailId"] for u, f in fetched.items() if "emailId" in f}}
         work = state.FolderState(path=path, uid_validity=base.uid_validity,
                                  uid_next=base.uid_next, messages=base.messages,
                                  highest_modseq=base.highest_modseq,
-                                 version=base.version + 1, index=index)
+                                 version=base.version + 1, index=index,
+                                 ids={u: known_ids[u] for u in index if u in known_ids})
         chunks = [changes.new[i:i + NEW_CHUNK] for i in range(0, len(changes.new), NEW_CHUNK)]
         if not chunks:
             self._finish(work, server)
@@ -145,6 +162,8 @@ class FolderSync:
                 # expunge must not be a messageDeleted for a message nobody was told about)
                 if uid in entries:
                     work.index[uid] = flags.get(uid, frozenset())
+                    if entries[uid].get("emailId"):
+                        work.ids[uid] = entries[uid]["emailId"]
                     batch.append(self.event("messageNew", path, entries[uid], special_use,
                                             server.uid_validity, uid))
             if n == len(chunks) - 1:
@@ -163,15 +182,17 @@ class FolderSync:
         self.cache[work.path] = state.FolderState(
             path=work.path, uid_validity=work.uid_validity, uid_next=work.uid_next,
             messages=work.messages, highest_modseq=work.highest_modseq, version=work.version,
-            index=dict(work.index))
+            index=dict(work.index), ids=dict(work.ids))
 
     @staticmethod
     def _finish(work: state.FolderState, server: diff.ServerStatus) -> None:
         work.uid_next, work.messages = server.uid_next, server.messages
         work.highest_modseq = server.highest_modseq
 
-    def _fetch_all(self, server: diff.ServerStatus) -> dict:
+    def _fetch_all(self, server: diff.ServerStatus) -> tuple[dict, dict]:
+        """-> ({uid: (flags, modseq)}, {uid: {"emailId"?, "threadId"?}}) of every message."""
         if not server.messages:
-            return {}
-        return imapio.fetch_flags(self.client)[0]
+            return {}, {}
+        out, _gone, fetched = imapio.fetch_flags(self.client, id_items=self.id_items)
+        return out, fetched
 

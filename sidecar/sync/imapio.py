@@ -6,7 +6,7 @@ import imaplib
 from imapclient import imap_utf7
 from imapclient.response_parser import parse_fetch_response, parse_response
 
-from sidecar.imap import compat, responses
+from sidecar.imap import compat, objectid, responses
 from sidecar.imap.codec import as_str
 
 from .diff import ServerStatus, norm_flags
@@ -60,11 +60,12 @@ def parse_vanished(lines) -> list[int]:
     return out
 
 
-def fetch_flags(client, *, changed_since: int = 0, vanished: bool = False):
-    """UID FETCH 1:* (UID FLAGS [MODSEQ]) -> ({uid: (flags, modseq)}, vanished uids).
+def fetch_flags(client, *, changed_since: int = 0, vanished: bool = False, id_items=()):
+    """UID FETCH 1:* (UID FLAGS [MODSEQ] [id_items]) -> ({uid: (flags, modseq)}, vanished uids,
+    {uid: {"emailId"?, "threadId"?}} from id_items (objectid.items)).
 
     Raw because imapclient drops answers for ids it was not given as a list."""
-    items = "(UID FLAGS)"
+    items = "(UID FLAGS" + "".join(" " + i.decode() for i in id_items) + ")"
     mods = None
     if changed_since:
         mods = f"(CHANGEDSINCE {changed_since}{' VANISHED' if vanished else ''})"
@@ -76,11 +77,15 @@ def fetch_flags(client, *, changed_since: int = 0, vanished: bool = False):
         raise imaplib.IMAP4.error(f"UID FETCH failed: {data}")
     gone = parse_vanished(untagged.pop("VANISHED", None))
     parsed = parse_fetch_response([d for d in data if d is not None], False, True) if data else {}
-    out = {}
+    out, ids = {}, {}
     for uid, item in parsed.items():
         modseq = item.get(b"MODSEQ") or (0,)
         out[int(uid)] = (norm_flags(item.get(b"FLAGS")), int(modseq[0]))
-    return out, gone
+        if id_items:
+            found = objectid.entry_ids(item)
+            if found:
+                ids[int(uid)] = found
+    return out, gone, ids
 
 
 def uid_search_all(client) -> list[int]:

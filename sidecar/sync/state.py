@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import msgpack
 
 from imapapi import keys
+from sidecar.imap import objectid
 
 MAX_MASK_FLAGS = 32   # flags beyond the first 32 distinct ones of a folder go to `extras`
 
@@ -22,6 +23,7 @@ class FolderState:
     highest_modseq: int = 0
     version: int = 0                    # bumped on every commit: optimistic concurrency + event ids
     index: dict = field(default_factory=dict)   # uid -> frozenset(flags)
+    ids: dict = field(default_factory=dict)     # uid -> emailId (messageDeleted needs it after the expunge)
 
     def status_fields(self) -> dict:
         return {"path": self.path, "uidValidity": str(self.uid_validity),
@@ -29,8 +31,9 @@ class FolderState:
                 "highestModseq": str(self.highest_modseq), "version": str(self.version)}
 
 
-def pack_index(index: dict) -> bytes:
-    """uid -> flags as zlib(msgpack([flag table, uid deltas (uint32), masks (uint32), extras]))."""
+def pack_index(index: dict, ids: dict | None = None) -> bytes:
+    """uid -> flags as zlib(msgpack([flag table, uid deltas (uint32), masks (uint32), extras,
+    emailIds (objectid.pack; only when any is known)]))."""
     uids = sorted(index)
     table: list[str] = []
     pos: dict[str, int] = {}
@@ -61,14 +64,19 @@ def pack_index(index: dict) -> bytes:
     # Little-endian on the wire whatever the host, so a state moves between machines.
     if deltas.itemsize != 4 or array("I", [1]).tobytes()[0] != 1:
         deltas.byteswap(), masks.byteswap()
-    raw = msgpack.packb([table, deltas.tobytes(), masks.tobytes(), extras], use_bin_type=True)
+    parts = [table, deltas.tobytes(), masks.tobytes(), extras]
+    packed_ids = objectid.pack(uids, ids or {})
+    if packed_ids is not None:
+        parts.append(packed_ids)
+    raw = msgpack.packb(parts, use_bin_type=True)
     return zlib.compress(raw, 3)   # level 6 costs twice the CPU for ~20 % less
 
 
-def unpack_index(blob: bytes) -> dict:
+def unpack_index(blob: bytes, ids: dict | None = None) -> dict:
+    """-> uid -> flags; the emailIds go into `ids` when given."""
     if not blob:
         return {}
-    table, d_raw, m_raw, extras = msgpack.unpackb(zlib.decompress(blob), raw=False)
+    table, d_raw, m_raw, extras, *more = msgpack.unpackb(zlib.decompress(blob), raw=False)
     deltas, masks = array("I"), array("I")
     deltas.frombytes(d_raw)
     masks.frombytes(m_raw)
@@ -83,8 +91,10 @@ def unpack_index(blob: bytes) -> dict:
         if flags is None:
             flags = cache[mask] = frozenset(t for i, t in enumerate(table) if mask >> i & 1)
         index[uid] = flags
-    for key, more in (extras or {}).items():
-        index[int(key)] = index.get(int(key), frozenset()) | frozenset(more)
+    for key, flags in (extras or {}).items():
+        index[int(key)] = index.get(int(key), frozenset()) | frozenset(flags)
+    if ids is not None and more:
+        ids.update(objectid.unpack(sorted(index), more[0]))
     return index
 
 
@@ -93,10 +103,11 @@ def load(redis, account: str, path: str) -> FolderState | None:
     if not raw or b"uidValidity" not in raw:
         return None
     get = lambda k: int(raw.get(k, b"0") or 0)   # noqa: E731
+    ids: dict = {}
     return FolderState(
         path=path, uid_validity=get(b"uidValidity"), uid_next=get(b"uidNext"),
         messages=get(b"messages"), highest_modseq=get(b"highestModseq"),
-        version=get(b"version"), index=unpack_index(raw.get(b"index", b"")))
+        version=get(b"version"), index=unpack_index(raw.get(b"index", b""), ids), ids=ids)
 
 
 def load_cached(redis, account: str, path: str, cache: dict) -> FolderState | None:
@@ -117,7 +128,7 @@ def load_cached(redis, account: str, path: str, cache: dict) -> FolderState | No
 def update_for(account: str, state: FolderState, expected_version: int | None):
     """The (key, fields, expected) triple for imapapi.events.append_events."""
     fields = state.status_fields()
-    fields["index"] = pack_index(state.index)
+    fields["index"] = pack_index(state.index, state.ids)
     return (keys.folder_state(account, state.path), fields,
             None if expected_version is None else str(expected_version))
 

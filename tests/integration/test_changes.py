@@ -58,12 +58,13 @@ def test_inbox_append_flag_expunge(hooked, webhook_receiver, api):
     client.select_folder("INBOX")
     client.add_flags([uid], [b"\\Seen"])
     upd = webhook_receiver.wait_for(lambda ev: by_event(ev, "messageUpdated"), 15, name)[0]
-    assert upd["data"] == {"id": new["data"]["id"], "uid": uid,
+    # emailId: the same message in every event (Dovecot's X-GUID; tests/integration/test_email_id.py)
+    assert upd["data"] == {"id": new["data"]["id"], "uid": uid, "emailId": new["data"]["emailId"],
                            "changes": {"flags": {"added": ["\\Seen"]}}}
     client.delete_messages([uid])
     client.expunge()
     gone = webhook_receiver.wait_for(lambda ev: by_event(ev, "messageDeleted"), 15, name)[0]
-    assert gone["data"] == {"id": new["data"]["id"], "uid": uid}
+    assert gone["data"] == {"id": new["data"]["id"], "uid": uid, "emailId": new["data"]["emailId"]}
     # signed with the configured secret, event id in a header
     raw = [r for r in webhook_receiver.received(name) if r["json"]["id"] == new["id"]][0]
     assert raw["headers"]["x-imapapi-event-id"] == new["id"]
