@@ -12,7 +12,7 @@ import redis.exceptions
 from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import current_app, has_app_context
 
-from imapapi import errors, rpc, wire
+from imapapi import errors, rpc, transport, wire
 from imapapi import tasknames as T
 from imapapi.producer import celery
 from imapapi.settings import get_redis, get_settings
@@ -75,8 +75,12 @@ def run_direct(task_name: str, timeout: float, kwargs: dict):
     interface other services call too), so the API runs through them like any other caller."""
     reply_id = wire.new_id()
     try:
+        # ignore_result: the answer comes on the reply key, the result backend is never read.
+        # MEMORY_ACK: no unacked entries in Redis for a message nobody could use redelivered
+        # after its deadline (imapapi/transport.py); two fewer round trips in the worker.
         celery.send_task(task_name, kwargs={**kwargs, "reply_id": reply_id}, expires=timeout,
-                         ignore_result=True, retry=True, retry_policy=PUBLISH_RETRY)
+                         ignore_result=True, headers={transport.MEMORY_ACK: 1},
+                         retry=True, retry_policy=PUBLISH_RETRY)
     except Exception as exc:   # broker down (Celery raises RuntimeError too)
         log.error("cannot publish task %s: %s", task_name, exc)
         raise _unavailable() from None

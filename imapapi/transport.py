@@ -9,11 +9,70 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 
 NAME = "imapapi.transport:Transport"
+# A message with this header is tracked unacked in the worker's memory only (see QoS).
+MEMORY_ACK = "imapapi-memory-ack"
+
+
+class QoS(kombu_redis.QoS):
+    """Unacked bookkeeping in Redis only for messages whose redelivery can help someone.
+
+    kombu writes every delivered message to the unacked hash and index (MULTI ZADD HSET EXEC)
+    and removes it at the ack (MULTI ZREM HDEL EXEC): two blocking round trips on the worker's
+    event loop, half of its Redis traffic for an API request. Those entries only matter when
+    the worker dies: Redis then redelivers after the visibility timeout (an hour). An IMAP
+    hand-off (app/tasks.run_direct) is sent with `expires` = its caller's deadline and the
+    caller waits on a reply key until then, so that late redelivery would only be discarded
+    as expired. Such messages carry MEMORY_ACK and are tracked in memory alone: a warm
+    shutdown still puts back what was delivered and not acked (restore_by_tag below)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._memory_only: set = set()
+
+    def append(self, message, delivery_tag):
+        if (message.headers or {}).get(MEMORY_ACK):
+            self._memory_only.add(delivery_tag)
+            virtual.QoS.append(self, message, delivery_tag)
+            return
+        super().append(message, delivery_tag)
+
+    def ack(self, delivery_tag):
+        if delivery_tag in self._memory_only:
+            self._memory_only.discard(delivery_tag)
+            virtual.QoS.ack(self, delivery_tag)
+            return
+        super().ack(delivery_tag)
+
+    def reject(self, delivery_tag, requeue=False):
+        if delivery_tag in self._memory_only:
+            if requeue:
+                self.restore_by_tag(delivery_tag, leftmost=True)
+            self._memory_only.discard(delivery_tag)
+            virtual.QoS.ack(self, delivery_tag)
+            return
+        super().reject(delivery_tag, requeue=requeue)
+
+    def restore_by_tag(self, tag, client=None, leftmost=False):
+        if tag not in self._memory_only:
+            return super().restore_by_tag(tag, client=client, leftmost=leftmost)
+        self._memory_only.discard(tag)
+        message = self._delivered.get(tag)
+        if message is None:
+            return None
+        delivery = message.delivery_info
+        with self.channel.conn_or_acquire(client) as conn:
+            pipe = conn.pipeline()
+            self.channel._do_restore_message(message._raw, delivery["exchange"],
+                                             delivery["routing_key"], pipe, leftmost)
+            pipe.execute()
+        return None
 
 
 class Channel(kombu_redis.Channel):
+    QoS = QoS
     _shared_client = None
 
     def _create_client(self, asynchronous=False):

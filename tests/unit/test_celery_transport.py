@@ -40,3 +40,55 @@ def test_a_new_pool_gets_a_new_client(redis_url):
         channel._pool = None          # what a reconnect does
         with channel.conn_or_acquire() as after:
             assert after is not before and after.connection_pool is channel.pool
+
+
+def _deliver(conn, queue, headers, count=1):
+    """Publish `count` messages with `headers` and take them without acking -> the messages."""
+    producer = conn.Producer(serializer="json")
+    for n in range(count):
+        producer.publish({"n": n}, exchange=queue.exchange, routing_key="k", declare=[queue],
+                         headers=headers)
+    got = []
+    consumer = conn.Consumer(queue, callbacks=[lambda body, msg: got.append(msg)])
+    consumer.consume()
+    while len(got) < count:
+        conn.drain_events(timeout=5)
+    return got
+
+
+def test_memory_ack_messages_leave_nothing_in_redis_and_others_still_do(redis_url, redis):
+    queue = Queue("imapapi-qos-test", Exchange("imapapi-qos-test"), "k")
+    with Connection(redis_url, transport=transport.NAME) as conn:
+        (plain,) = _deliver(conn, queue, {})
+        assert redis.zcard("unacked_index") == 1 and redis.hlen("unacked") == 1
+        plain.ack()
+        (handover,) = _deliver(conn, queue, {transport.MEMORY_ACK: 1})
+        # delivered and unacked, but only in the worker's memory: no MULTI/EXEC either way
+        assert redis.zcard("unacked_index") == 0 and redis.hlen("unacked") == 0
+        assert conn.default_channel.qos.can_consume()
+        handover.ack()
+        assert redis.zcard("unacked_index") == 0 and redis.hlen("unacked") == 0
+        assert not conn.default_channel.qos._memory_only
+
+
+def test_unacked_memory_ack_messages_are_put_back_when_the_channel_closes(redis_url, redis):
+    queue = Queue("imapapi-qos-restore", Exchange("imapapi-qos-restore"), "k")
+    with Connection(redis_url, transport=transport.NAME) as conn:
+        taken = _deliver(conn, queue, {transport.MEMORY_ACK: 1}, count=2)
+        taken[0].ack()
+        assert redis.llen("imapapi-qos-restore") == 0
+    # a warm shutdown closes the channel: the one not acked goes back to its queue, once
+    assert redis.llen("imapapi-qos-restore") == 1
+    with Connection(redis_url, transport=transport.NAME) as conn:
+        body = conn.SimpleQueue("imapapi-qos-restore").get(timeout=5)
+        assert body.payload == {"n": 1} and body.headers.get(transport.MEMORY_ACK) == 1
+        body.ack()
+
+
+def test_a_rejected_memory_ack_message_is_requeued_in_front(redis_url, redis):
+    queue = Queue("imapapi-qos-reject", Exchange("imapapi-qos-reject"), "k")
+    with Connection(redis_url, transport=transport.NAME) as conn:
+        (msg,) = _deliver(conn, queue, {transport.MEMORY_ACK: 1})
+        msg.reject(requeue=True)
+        assert redis.llen("imapapi-qos-reject") == 1
+        assert not conn.default_channel.qos._memory_only
