@@ -27,6 +27,8 @@ EVENT_TYPES = [
 ]
 
 log = logging.getLogger(__name__)
+# Account events sent as webhooks but not kept in the feed (docs/webhooks.md, "Replay").
+FEED_SKIPS = frozenset({"authenticationSuccess"})
 
 
 def event_id(*parts) -> str:
@@ -51,8 +53,9 @@ RETRY_LOOKBACK = 50   # feed entries a retried content-id write is matched again
 
 # KEYS: stream, jobs hash, due zset, account record, seq counter, delivery queue, then one key
 #       per state update.
-# ARGV: maxlen, due-time, n_events, [content id, json without id/seq, deliver(0/1),
-#       per-occurrence(0/1)] * n, then per state update:
+# ARGV: maxlen, due-time, n_events, [content id, json without id/seq, where (0 feed, 1 feed +
+#       webhook job, 2 webhook job only, 3 neither: the seq only), per-occurrence(0/1)] * n,
+#       then per state update:
 #       n_fields, expected_version ('' = any), [field, value] * n_fields.
 # A state update whose stored version differs from expected aborts the whole step (another
 # writer advanced the folder first): nothing is written and the caller recomputes the diff.
@@ -109,11 +112,14 @@ for i = 0, n - 1 do
     if occurrence == '1' then eid = string.sub(redis.sha1hex(eid .. ':' .. seq), 1, 32) end
     -- concatenated, not cjson: cjson would turn empty JSON arrays into objects
     local body = '{"id":"' .. eid .. '","seq":' .. seq .. ',' .. string.sub(rest, 2)
-    local sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'id', eid, 'e', body)
+    local sid = ''
+    if deliver == '0' or deliver == '1' then
+      sid = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'id', eid, 'e', body)
+    end
     out[#out + 1] = sid
     out[#out + 1] = eid
     out[#out + 1] = seq
-    if deliver == '1' and redis.call('HEXISTS', KEYS[2], eid) == 0 then
+    if (deliver == '1' or deliver == '2') and redis.call('HEXISTS', KEYS[2], eid) == 0 then
       redis.call('HSET', KEYS[2], eid, '{"stream":"' .. sid .. '","event":' .. body .. '}')
       -- only a queue's head has a lease (imapapi.webhook_order)
       if redis.call('RPUSH', KEYS[6], eid) == 1 then redis.call('ZADD', KEYS[3], due, eid) end
@@ -136,13 +142,18 @@ class StaleState(Exception):
 
 def append_events(redis, account: str, events: list[dict],
                   state_updates: list[tuple[str, dict | None, str | None]] = (),
-                  *, deliver=None, fence=None, occurrence: bool = False) -> list[str]:
+                  *, deliver=None, fence=None, occurrence: bool = False,
+                  feed=None) -> list[str]:
     """Commit events + state together; -> stream ids. Raises StaleState on a version conflict.
     Each committed event dict gets its final `id` and `seq` (in place).
 
     state_updates: (redis key, {field: value or DELETE} or None to delete the key,
     expected current 'version' field or None for "don't check").
     deliver: predicate(event) -> bool deciding whether a webhook job is registered (default all).
+    feed: predicate(event) -> bool deciding whether it is kept in the feed (default all; the
+    stream id is '' for one that is not). Webhook-only events still take a `seq`: an idle
+    account's connect and first look write no stream (a Redis 7 stream costs ~4.6 KiB even with
+    one entry: its first node is preallocated).
     fence: the writer's lease token (sidecars); leases.Fenced when it is not the current one.
     occurrence: ids name this commit's occurrence (folder syncs: the state version check makes a
     change commit once); else the content id is kept (a retried emit() of the same change).
@@ -150,9 +161,11 @@ def append_events(redis, account: str, events: list[dict],
     argv: list = [get_settings().events_maxlen, time.time() + DELIVERY_LEASE, len(events)]
     for ev in events:
         wanted = True if deliver is None else bool(deliver(ev))
+        kept = True if feed is None else bool(feed(ev))
         rest = {k: v for k, v in ev.items() if k not in ("id", "seq")}
         argv += [ev["id"], json.dumps(rest, separators=(",", ":"), default=str),
-                 "1" if wanted else "0", "1" if occurrence else "0"]
+                 ("1" if wanted else "0") if kept else ("2" if wanted else "3"),
+                 "1" if occurrence else "0"]
     state_keys = []
     for key, fields, expected in state_updates:
         state_keys.append(key)
@@ -183,15 +196,17 @@ def append_events(redis, account: str, events: list[dict],
 
 def emit(redis, account: str, event: str, data: dict, *, path: str | None = None,
          special_use: str | None = None, id_parts: tuple = (), quiet: bool = False,
-         fence=None) -> dict | None:
+         fence=None, feed: bool = True) -> dict | None:
     """Commit one event outside a folder sync (sending results, account state) and wake a
     webhook worker. Pass id_parts that identify the change (e.g. the queue id and attempt) so a
     retried write keeps its event id. `quiet`: a failed write is logged, not raised (a sending
-    event must never turn a delivered message into a failed task); -> None then."""
+    event must never turn a delivered message into a failed task); -> None then. `feed`: False
+    for a webhook-only event (not kept in /changes)."""
     ev = make_event(account, event, data, path=path, special_use=special_use, id_parts=id_parts)
     try:
         wanted = wanted_for(redis, account, event)
-        append_events(redis, account, [ev], deliver=lambda e: wanted, fence=fence)
+        append_events(redis, account, [ev], deliver=lambda e: wanted, fence=fence,
+                      feed=lambda e: feed)
     except Exception:
         if not quiet:
             raise
@@ -209,10 +224,13 @@ def emit_account_event(redis, account: str, event: str, data: dict | None = None
                        fence=None) -> dict:
     """Account-level events (authenticationError/Success, connectError) from the runtime.
 
-    The id includes the second, so the same failure minutes later is a new event."""
+    The id includes the second, so the same failure minutes later is a new event. Every
+    (re)connect's authenticationSuccess is webhook-only: GET /v1/account/{id} shows the state,
+    and an idle account then keeps no feed at all (FEED_SKIPS)."""
     data = dict(data or {})
     return emit(redis, account, event, data,
-                id_parts=(int(time.time()), json.dumps(data, sort_keys=True)), fence=fence)
+                id_parts=(int(time.time()), json.dumps(data, sort_keys=True)), fence=fence,
+                feed=event not in FEED_SKIPS)
 
 
 def read_events(redis, account: str, cursor: str | None = None, count: int = 100) -> tuple[list, str]:

@@ -207,8 +207,11 @@ class SyncEngine(SyncHooks):
                 data["uidValidity"] = str(uv)
             events.append(fs.event("mailboxNew", path, data, meta["specialUse"], uv, "created"))
         if created or deleted or not baselined or folders != stored:
-            updates.append(state.account_update(account, folders, baselined=baselined))
-            fs.commit(events, updates)
+            updates.append(state.account_update(account, folders, baselined=baselined,
+                                                stored=stored))
+            # a new account's first look: its folders' mailboxNew go out as webhooks (as the
+            # original's) but stay out of the feed, so an idle account keeps no stream
+            fs.commit(events, updates, feed=None if baselined else (lambda e: False))
         ctx.folders = folders
         ctx.watch.last_sweep = time.time()
         for path in sorted(folders, key=lambda p: (p == IDLE_FOLDER, p)):

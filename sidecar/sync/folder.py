@@ -39,14 +39,17 @@ class FolderSync:
         self.id_items: tuple = ()   # objectid.items of this connection, set at each SELECT
 
     # -- commit --------------------------------------------------------------------------------
-    def commit(self, events: list[dict], updates: list, *, retry_stale: bool = False) -> None:
+    def commit(self, events: list[dict], updates: list, *, retry_stale: bool = False,
+               feed=None) -> None:
+        """feed: predicate(event) -> kept in /changes (default all; see events.append_events)."""
         wanted = {id(e) for e in events if self.wanted(e)}
         # fence: the lease token; refused (leases.Fenced) once another replica holds the account
         fence = getattr(self.session, "fence", None)
         # occurrence ids: the state version check lets a change commit once, and the same
         # content seen again later (a folder renamed back) is news again
         ev.append_events(self.redis, self.account, events, updates,
-                         deliver=lambda e: id(e) in wanted, fence=fence, occurrence=True)
+                         deliver=lambda e: id(e) in wanted, fence=fence, occurrence=True,
+                         feed=feed)
         ids_wanted = [e["id"] for e in events if id(e) in wanted][:1]   # one wake-up per account
         if events and fence is not None:
             leases.hset_existing(self.redis, keys.account(self.account), "sync", ev.now_iso(),
@@ -76,7 +79,10 @@ class FolderSync:
         plan = diff.plan(stored, server, condstore=self.condstore, flags_hint=flags_hint)
         if plan == "none":
             return False
-        mailbox_no = self.session.registry.number(server.uid_validity, path)
+        # the folder's number only when an event names a message: a silent first look (an idle
+        # account) writes no registry entry (imapapi.ids.MailboxRegistry caches it)
+        def mailbox_no() -> int:
+            return self.session.registry.number(server.uid_validity, path)
         first_events: list[dict] = []
         expected = stored.version if stored else None
         base = stored
@@ -118,7 +124,7 @@ class FolderSync:
                 flags = {uid: f for uid, (f, _ms) in full.items()}
                 changes = diff.diff_full(stored.index, flags)
             for uid in changes.deleted:
-                data = {"id": ids.encode_message_id(mailbox_no, uid), "uid": uid}
+                data = {"id": ids.encode_message_id(mailbox_no(), uid), "uid": uid}
                 if stored_ids.get(uid):   # the server cannot tell any more: from the state
                     data["emailId"] = stored_ids[uid]
                 first_events.append(self.event(
@@ -129,7 +135,7 @@ class FolderSync:
                     delta["added"] = added
                 if deleted:
                     delta["deleted"] = deleted
-                data = {"id": ids.encode_message_id(mailbox_no, uid), "uid": uid}
+                data = {"id": ids.encode_message_id(mailbox_no(), uid), "uid": uid}
                 data.update(fetched.get(uid) or _stored_id(stored_ids, uid))
                 data["changes"] = {"flags": delta}
                 first_events.append(self.event(
@@ -155,7 +161,7 @@ class FolderSync:
             self._commit_state(first_events, work, expected)
             expected, work.version = work.version, work.version + 1
         for n, chunk in enumerate(chunks):
-            entries = new_message_entries(self.client, mailbox_no, chunk, self.notify_settings)
+            entries = new_message_entries(self.client, mailbox_no(), chunk, self.notify_settings)
             batch = []
             for uid in chunk:
                 # gone between the two fetches: no event and not in the index either (its later

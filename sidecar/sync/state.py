@@ -143,16 +143,34 @@ def account_key(account: str) -> str:
     return keys.account_prefix(account) + "sync"
 
 
+# Fields: "b" = baselined ("1"/"0") and "/<path>" = JSON [delimiter, specialUse] per folder.
+# Short fields and values keep the hash in Redis' compact listpack encoding (values <= 64
+# bytes); one JSON blob of every folder was over that and cost ~3x the memory. The old layout
+# ("baselined" + "folders" JSON) is still read and is replaced at the next write.
 def load_account(redis, account: str) -> tuple[bool, dict]:
-    """-> (baselined, {path: {"specialUse", "delimiter", "uidValidity"}})."""
-    raw = redis.hmget(account_key(account), "baselined", "folders")
-    folders = json.loads(raw[1]) if raw[1] else {}
-    return raw[0] == b"1", folders
+    """-> (baselined, {path: {"specialUse", "delimiter"}})."""
+    raw = {k.decode(): v for k, v in redis.hgetall(account_key(account)).items()}
+    if "folders" in raw:
+        return raw.get("baselined") == b"1", json.loads(raw["folders"])
+    folders = {}
+    for name, value in raw.items():
+        if name.startswith("/"):
+            delimiter, special = json.loads(value)
+            folders[name[1:]] = {"delimiter": delimiter, "specialUse": special}
+    return raw.get("b") == b"1", folders
 
 
-def account_update(account: str, folders: dict, baselined: bool = True):
-    return (account_key(account), {"baselined": "1" if baselined else "0",
-                                   "folders": json.dumps(folders, sort_keys=True)}, None)
+def account_update(account: str, folders: dict, baselined: bool = True,
+                   stored: dict | None = None):
+    """The state update for imapapi.events.append_events; `stored`: the folders it replaces
+    (their fields are removed)."""
+    from imapapi.events import DELETE
+
+    fields = {"b": "1" if baselined else "0", "baselined": DELETE, "folders": DELETE}
+    fields.update({"/" + p: DELETE for p in stored or () if p not in folders})
+    fields.update({"/" + p: json.dumps([m.get("delimiter"), m.get("specialUse")],
+                                       separators=(",", ":")) for p, m in folders.items()})
+    return (account_key(account), fields, None)
 
 
 def load_status(redis, account: str, path: str) -> dict | None:

@@ -180,3 +180,15 @@ def test_nothing_written_for_a_deleted_account(r):
     key = keys.folder_state("acc", "INBOX")
     assert events.append_events(r, "acc", [ev(1)], [(key, {"version": "1"}, None)]) == []
     assert not r.exists(key) and not r.exists(keys.events("acc")) and r.hlen(events.JOBS) == 0
+
+
+def test_webhook_only_events_take_a_seq_but_no_feed_entry(r):
+    login, first, later = ev(1, event="authenticationSuccess"), ev(2), ev(3)
+    events.append_events(r, "acc", [login], feed=lambda e: False)
+    assert not r.exists(keys.events("acc")), "an idle account keeps no stream"
+    assert json.loads(r.hget(events.JOBS, login["id"]))["event"]["seq"] == 1
+    events.append_events(r, "acc", [first], feed=lambda e: False, deliver=lambda e: False)
+    assert r.hlen(events.JOBS) == 1 and not r.exists(keys.events("acc"))
+    events.append_events(r, "acc", [later])
+    feed, _ = events.read_events(r, "acc")
+    assert [(e["data"]["uid"], e["seq"]) for e in feed] == [(3, 3)]
