@@ -9,7 +9,7 @@ from imapapi import webhook_settings
 from imapapi.settings import get_settings
 from sidecar.connection import is_connection_error
 from sidecar.hooks import IDLE_FOLDER, SyncHooks
-from sidecar.imap import codec
+from sidecar.imap import codec, selection
 
 from . import diff, imapio, notify, state
 from .folder import FolderSync
@@ -20,6 +20,7 @@ SPECIAL = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\
 RESUME_SWEEP_DELAY = 1.0   # after an API op: a sweep soon catches what it changed elsewhere
 FOLLOW_UP = 1.0            # after pushes: one more look catches the rest of a burst Dovecot dropped
 STALE_RECONNECT_EVERY = 600.0   # at most this often: a new session for a server's stale folder list
+FULL_PASS_EVERY = 600.0   # a sweep compares with Redis's stored states at least this often
 
 
 def _selectable(client, path: str) -> bool:
@@ -30,6 +31,32 @@ def _selectable(client, path: str) -> bool:
         if is_connection_error(exc) or not _nonexistent(exc):
             raise
         return False
+
+
+def snapshot(live: dict, caps: set[str]) -> dict | None:
+    """Pure: what a sweep compares -> {path: (flags, delimiter, STATUS values)}, or None when it
+    cannot tell "nothing moved" from it (no CONDSTORE: STATUS misses flag changes; a folder
+    without STATUS values)."""
+    if "CONDSTORE" not in caps:
+        return None
+    out = {}
+    for path, meta in live.items():
+        st = meta.get("status")
+        if not st or "HIGHESTMODSEQ" not in st:
+            return None
+        out[path] = (tuple(meta.get("flags") or ()), meta.get("delimiter"), tuple(sorted(st.items())))
+    return out
+
+
+def empty_state(path: str, status: dict | None, caps: set[str]) -> state.FolderState | None:
+    """Pure: the state a silent baseline of an empty folder commits, from its STATUS values
+    (what SELECT would say); None when the folder has messages or a value is missing."""
+    need = imapio.status_items(caps)
+    if not status or any(k not in status for k in need) or int(status["MESSAGES"]) != 0:
+        return None
+    return state.FolderState(path=path, uid_validity=int(status["UIDVALIDITY"]),
+                             uid_next=int(status["UIDNEXT"]), messages=0,
+                             highest_modseq=int(status.get("HIGHESTMODSEQ") or 0), version=1)
 
 
 class StaleFolderList(ConnectionError):
@@ -60,6 +87,10 @@ class Ctx:
         self.pending = notify.Pushed(IDLE_FOLDER)   # pushes not handled yet
         self.sweep_at = float("inf")           # an extra sweep requested (after an API op)
         self.stale: set[str] = set()           # folders a SELECT called nonexistent since LIST
+        # What the last complete pass saw (folders, flags, STATUS values) and when: a sweep whose
+        # LIST-STATUS says the same stops there (no Redis reads, no re-SELECT of the idle folder)
+        self.seen: dict | None = None
+        self.full_at = 0.0
 
     def next_tick(self) -> float:
         if self.pending:
@@ -181,8 +212,17 @@ class SyncEngine(SyncHooks):
     def _pass(self, session, ctx) -> None:
         """LIST (+STATUS), folder created/deleted events, then sync every folder that moved."""
         client, redis, account = session.client, session.redis, session.account
-        fs = self._syncer(session, ctx)
         live = imapio.list_folders(client, ctx.caps)
+        now = time.time()
+        seen = snapshot(live, ctx.caps)
+        if (seen is not None and seen == ctx.seen and not ctx.stale and now < ctx.full_at + FULL_PASS_EVERY
+                and selection.current(client, IDLE_FOLDER) is not None):
+            # Nothing moved since the last complete pass (CONDSTORE: HIGHESTMODSEQ covers flag
+            # changes) and the idle folder is still selected: an idle account's sweep ends here.
+            ctx.watch.last_sweep = now
+            return
+        ctx.seen = None
+        fs = self._syncer(session, ctx)
         self._check_stale(session, ctx, live)
         baselined, stored = state.load_account(redis, account)
         folders = {p: {"specialUse": special_use(p, m["flags"]), "delimiter": m["delimiter"]}
@@ -214,6 +254,8 @@ class SyncEngine(SyncHooks):
             fs.commit(events, updates, feed=None if baselined else (lambda e: False))
         ctx.folders = folders
         ctx.watch.last_sweep = time.time()
+        quiet = []   # first look at empty folders: their state straight from LIST-STATUS
+        complete = True
         for path in sorted(folders, key=lambda p: (p == IDLE_FOLDER, p)):
             st = live[path].get("status")
             if path != IDLE_FOLDER:
@@ -223,13 +265,24 @@ class SyncEngine(SyncHooks):
                     except Exception as exc:
                         if is_connection_error(exc):
                             raise
+                        complete = False
                         continue
                 if not notify.status_moved(known.get(path), st):
                     continue
-            self._sync_one(fs, ctx, path, silent=not baselined)
+                empty = None if baselined or known.get(path) else empty_state(path, st, ctx.caps)
+                if empty is not None:
+                    quiet.append(empty)
+                    continue
+            complete = self._sync_one(fs, ctx, path, silent=not baselined) and complete
         if not baselined:
-            fs.commit([], [state.account_update(account, folders, baselined=True)])
+            # One commit for the empty folders' states and the baseline mark: a new account's
+            # first connect skips a SELECT and a commit per empty folder (5 of 6 on a fresh one)
+            fs.commit([], [state.update_for(account, st, None) for st in quiet]
+                      + [state.account_update(account, folders, baselined=True)])
+            ctx.states.update((st.path, st) for st in quiet)
         ctx.watch.start(client)
+        if complete and not ctx.stale:
+            ctx.seen, ctx.full_at = seen, now
 
     def _check_stale(self, session, ctx, live: dict) -> None:
         """A folder a SELECT just called nonexistent is listed again: the server's own folder
@@ -247,11 +300,14 @@ class SyncEngine(SyncHooks):
             raise StaleFolderList(f"folder list stale: {sorted(listed)} listed but nonexistent")
         log.warning("%s: server lists %s but says they do not exist", session.account, sorted(listed))
 
-    def _sync_one(self, fs: FolderSync, ctx, path: str, *, silent: bool, flags_hint=False) -> None:
+    def _sync_one(self, fs: FolderSync, ctx, path: str, *, silent: bool, flags_hint=False) -> bool:
+        """-> True when the folder's stored state now matches the server (False: a later pass
+        must look again)."""
         ctx.collect(fs.client)
         try:
             fs.sync(path, ctx.folders.get(path, {}).get("specialUse") or special_use(path, ()),
                     silent_baseline=silent, flags_hint=flags_hint)
+            return True
         except ev.StaleState:
             log.info("%s: %s state moved meanwhile; next pass redoes it", fs.account, path)
         except Exception as exc:
@@ -262,8 +318,9 @@ class SyncEngine(SyncHooks):
                 ctx.stale.add(path)
                 ctx.sweep_at = 0.0
                 log.info("%s: %r does not exist (anymore): listing folders again", fs.account, path)
-                return
+                return False
             if path == IDLE_FOLDER:
                 raise   # the idle folder must end up selected: let the runtime reconnect
             log.warning("%s: sync of %r failed: %s", fs.account, path, exc)
+        return False
 

@@ -117,10 +117,11 @@ def test_list_rows(lines, rows):
 
 @pytest.mark.parametrize("caps,every,accounts,interval", [
     ({"LIST-STATUS"}, 3.0, 1, 3.0),
-    ({"LIST-STATUS"}, 3.0, 600, 3.0),            # within the budget: the setting
-    ({"LIST-STATUS"}, 3.0, 10000, 50.0),         # 10,000 accounts share 200 sweeps a second
+    ({"LIST-STATUS"}, 3.0, 75, 3.0),             # within the budget: the setting
+    ({"LIST-STATUS"}, 3.0, 1000, 40.0),
+    ({"LIST-STATUS"}, 3.0, 10000, 400.0),        # 10,000 accounts share 25 sweeps a second
     (set(), 3.0, 100, notify.SLOW_SWEEP),
-    (set(), 3.0, 10000, 50.0),
+    (set(), 3.0, 10000, 400.0),
 ])
 def test_sweep_interval_shares_a_per_process_budget(caps, every, accounts, interval):
     try:
