@@ -69,11 +69,11 @@ class Settings:
     sidecar_lease_ttl: float = 10.0
     # Connection setups per sidecar: at most `ramp` at once and `rate` started per second, so a
     # handover of thousands of accounts is no login storm.
-    sidecar_connect_ramp: int = 16
-    sidecar_connect_rate: int = 100
+    sidecar_connect_ramp: int = 32
+    sidecar_connect_rate: int = 200
     # IMAP logins per second per IMAP host across all replicas (providers lock accounts out
     # on login floods).
-    imap_login_rate: int = 50
+    imap_login_rate: int = 200
     max_accounts_per_sidecar: int = 20000
     status_sweep: float = 3.0   # LIST-STATUS sweep (sidecar.sync.notify.Watch: >= 30 s without it)
     # emailId/threadId (sidecar/imap/objectid.py): OBJECTID, else Dovecot's X-GUID; false: none

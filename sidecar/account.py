@@ -116,6 +116,7 @@ class Account:
         self.id = account_id
         self.record = record
         self.signature = imap_signature(record)
+        self.raw_seen = None      # the stored settings' bytes last found matching `signature`
         self.state = "init"
         self.error_event: tuple | None = None   # (state, response) of the last error event sent
         self.lock = threading.Lock()          # held by whoever talks on the main connection

@@ -27,7 +27,7 @@ class Runtime:
     redis     the Redis client
     settings  imapapi.settings.Settings of this process
     pool      worker threads for every job: reactor wake-ups, ops, LOGOUTs
-    ramp      bounded connection setups (`ramp.submit(fn)`), FIFO over the pool
+    ramp      bounded connection setups (`ramp.submit(fn)`), FIFO, on their own threads
     reactor   the selector/timer thread accounts arm themselves with
     hooks     change detection (sidecar.hooks.SyncHooks; sidecar.sync.engine.SyncEngine)
     stopping  set once the process shuts down
@@ -57,9 +57,11 @@ def build(settings: Settings, redis: Redis) -> Runtime:
     the reactor thread starts in Supervisor.run)."""
     sid = settings.sidecar_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     pool = Pool(settings.sidecar_pool)
-    # Connection setups share the pool with IDLE wake-ups and ops: at most half of it.
-    ramp = Ramp(pool, min(settings.sidecar_connect_ramp, max(2, settings.sidecar_pool // 2)),
-                settings.sidecar_connect_rate)
+    # Connection setups run on their own `connectRamp` threads: behind the wake-ups and sweeps
+    # of a thousand connected accounts in the shared pool they starved (841 of 1,000 connected
+    # after 300 s), and a busy pool must not slow a restart's reconnects either.
+    ramp = Ramp(Pool(settings.sidecar_connect_ramp, name="connect"),
+                settings.sidecar_connect_ramp, settings.sidecar_connect_rate)
     # A wake-up runs the account's handler in the pool, never on the selector thread.
     reactor = Reactor(lambda account, reason, token: pool.submit(account.on_event, reason, token))
     return Runtime(sid=sid, redis=redis, settings=settings, pool=pool, ramp=ramp,
