@@ -249,8 +249,11 @@ def run_worker(settings: Settings) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     # Task events cost ~1 ms per task. Flower switches them on by itself (its enable_events
     # broadcast) while it runs, so -E is only forced with worker.taskEvents=1.
+    # the threads pool with IMAP hand-offs run on the consumer loop (celery_tasks/pool.py);
+    # Celery's --pool takes only its own names, a class comes through worker_pool
+    celery.conf.worker_pool = "celery_tasks.pool:TaskPool"
     celery.worker_main([
-        "worker", "--pool=threads", f"--concurrency={settings.worker_concurrency}",
+        "worker", f"--concurrency={settings.worker_concurrency}",
         *(["-E"] if settings.worker_task_events else []),
         f"--queues={settings.worker_queues}",
         f"--loglevel={level}", "--without-gossip", "--without-mingle",
