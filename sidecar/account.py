@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import threading
 import time
 
@@ -36,6 +37,7 @@ from imapapi import accounts, errors, events, leases
 from imapapi.ids import MailboxRegistry
 
 from . import idle, metrics
+from .imap import compat
 from .backoff import Backoff
 from .connection import ConnectFailure, close_quietly, connect, is_connection_error
 from .extra import ExtraPool
@@ -61,6 +63,14 @@ TRANSITIONS = {
     ("connected", "dropped"): "disconnected",
 }
 PERSISTED = {"connecting", "connected", "authenticationError", "connectError", "disconnected"}
+
+
+def _abort(client) -> None:
+    """Shut the connection's socket down without touching imaplib's state (see stop())."""
+    try:
+        socket.socket.shutdown(compat.raw_socket(client), socket.SHUT_RDWR)
+    except Exception:
+        pass   # None, or closed already
 
 
 class InvalidTransition(ValueError):
@@ -302,7 +312,15 @@ class Account:
         self.runtime.reactor.disarm(self, final=True)
         got = self.lock.acquire(timeout=wait)
         try:
-            self._close_main(logout=logout)
+            if got:
+                self._close_main(logout=logout)
+            else:
+                # Another thread is mid-command on it (a sync, a login, an op). A LOGOUT from
+                # here would interleave with its reads (imaplib is not thread-safe: a FETCH line
+                # can get lost and that sync commit a view missing a change), and closing the
+                # buffered file waits for its read. Shutting the socket down ends the session
+                # at once; that thread's read fails, it commits nothing and closes the client.
+                _abort(self.client)
         finally:
             if got:
                 self.lock.release()
