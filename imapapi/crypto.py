@@ -99,13 +99,21 @@ def new_key_text() -> str:
 
 
 def write_new_key_file(path: str | os.PathLike) -> Path:
-    """Create a key file with mode 0600 (never overwrites: O_EXCL). -> the path."""
+    """Create a key file with mode 0600 (never overwrites: FileExistsError). -> the path.
+
+    Written to a private temporary name, then linked into place: processes starting together
+    never read a created but not yet written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("# imap-api encryption key: keep it, or every stored secret is lost\n")
-        fh.write(new_key_text() + "\n")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("# imap-api encryption key: keep it, or every stored secret is lost\n")
+            fh.write(new_key_text() + "\n")
+        os.link(tmp, path)   # FileExistsError when another process was first
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -249,8 +249,14 @@ def startup(redis, settings, *, generate: bool = False) -> crypto.Keyring:
     the one line to print."""
     ring = crypto.load_keyring(encryption_key=settings.encryption_key, key_file=settings.key_file,
                                state_dir=settings.state_dir, generate=False)
+    marker = None
     if ring is None:
         marker = redis.get(KEY_MARKER)
+        if marker is not None:
+            # a sibling process of the same start (same state dir) may have created the key
+            # between our look at the state dir and at Redis: look again before refusing
+            ring = crypto.load_keyring(state_dir=settings.state_dir, generate=False)
+    if ring is None:
         if marker is not None and not generate:
             raise crypto.KeyConfigError(
                 f"secrets in this Redis are encrypted with key id {marker.decode()}, which this "

@@ -149,6 +149,32 @@ def test_startup_generates_once_and_a_keyless_second_machine_refuses(r, tmp_path
     assert not (tmp_path / "m2" / crypto.KEY_FILE_NAME).exists()
 
 
+
+def test_startup_sees_a_key_a_sibling_process_created_meanwhile(r, tmp_path, monkeypatch):
+    """Processes of one start share the state dir: one may create the key and mark Redis
+    between another's look at the dir and at Redis. That one must use the key, not refuse."""
+    real = crypto.load_keyring
+    made = {}
+
+    def sibling_wins_after_first_look(**kw):
+        got = real(**kw)
+        if not made:   # the sibling creates the key and marks Redis right after our first look
+            made["ring"] = real(state_dir=str(tmp_path), generate=True)
+            r.set(vault.KEY_MARKER, made["ring"].primary_id)
+        return got
+
+    monkeypatch.setattr(crypto, "load_keyring", sibling_wins_after_first_look)
+    ring = vault.startup(r, settings(tmp_path))
+    assert ring.primary == made["ring"].primary
+
+
+def test_a_key_file_is_complete_whenever_it_exists(tmp_path):
+    path = crypto.write_new_key_file(tmp_path / crypto.KEY_FILE_NAME)
+    assert len(crypto.read_key_file(path)) == 1 and oct(path.stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(FileExistsError):
+        crypto.write_new_key_file(path)
+    assert [p.name for p in tmp_path.iterdir()] == [crypto.KEY_FILE_NAME]   # no temp file left
+
 def test_startup_migrates_legacy(r, tmp_path):
     write_legacy(r)
     vault.startup(r, settings(tmp_path, encryption_key=K1.hex()))
