@@ -5,7 +5,7 @@ with the same schema as the API, so a bad payload gets the same 400 error envelo
 """
 from __future__ import annotations
 
-from imapapi import accounts, clock, errors, keys, rpc
+from imapapi import accounts, errors, rpc
 from imapapi import tasknames as T
 from imapapi.schemas import AccountSchema, load_account, take_payload
 from imapapi.settings import get_redis
@@ -73,10 +73,10 @@ def reconnect(redis, account: str, reconnect: bool = True) -> dict:
     """Ask the owning sidecar to drop and re-open the connection (any state, unlike the original)."""
     if accounts.get_record(redis, account) is None:
         raise errors.AccountNotFound()
-    if reconnect:
-        # the timestamp tells a sidecar this is a forced reconnect, not a settings change
-        redis.hset(keys.account(account), "reconnectRequested", clock.now_iso())
-        redis.publish(keys.ACCOUNTS_CHANNEL, account)
+    # a new reconnectRequested time tells the sidecar this is a forced reconnect, not a
+    # settings change; never written for a record deleted since the check above
+    if reconnect and not accounts.request_reconnect(redis, account):
+        raise errors.AccountNotFound()
     return {"reconnect": bool(reconnect)}
 
 

@@ -137,8 +137,11 @@ def delete(redis, account: str) -> bool:
     pipe.eval(_DELETE_LUA, 2, key, stats.STATES_KEY)
     pipe.srem(keys.ACCOUNTS, account)
     pipe.hdel(keys.OWNERS, account)
-    pipe.hdel(keys.WEBHOOK_DONE, account)
+    pipe.srem(keys.LOGGED, account)
     removed = pipe.execute()[0]
+    from .delivery import forget_account   # here: imapapi.delivery pulls in Celery (producer)
+
+    forget_account(redis, account)   # its waiting webhooks, their lock and the cursor
     purge(redis, account)
     redis.publish(keys.ACCOUNTS_CHANNEL, account)
     return bool(removed)
@@ -156,6 +159,22 @@ def purge(redis, account: str) -> None:
             batch = []
     if batch:
         redis.delete(*batch)
+
+
+_HSET_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+def request_reconnect(redis, account: str) -> bool:
+    """A new `reconnectRequested` tells the owning sidecar to log in afresh; -> False (and no
+    write: a deleted record is never recreated by it) when the account does not exist."""
+    done = redis.eval(_HSET_EXISTING, 1, keys.account(account), "reconnectRequested", now_iso())
+    if done:
+        redis.publish(keys.ACCOUNTS_CHANNEL, account)
+    return bool(done)
 
 
 def set_state(redis, account: str, state: str, error: dict | None = None) -> None:

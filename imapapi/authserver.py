@@ -6,7 +6,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 
-from . import __version__, clock, keys, urlsafety, webhook_settings
+from . import __version__, keys, urlsafety, webhook_settings
+from .accounts import request_reconnect
 
 CODE = "HTTPRequestError"            # lastError.serverResponseCode, as the original
 CONNECT_TIMEOUT = 5.0
@@ -140,8 +141,7 @@ def retry_waiting(redis) -> list[str]:
             waiting.append(account)
     for account in waiting:
         # Same signal as PUT /reconnect: the sidecar sees a new reconnectRequested and restarts.
-        redis.hset(keys.account(account), "reconnectRequested", clock.now_iso())
-        redis.publish(keys.ACCOUNTS_CHANNEL, account)
+        request_reconnect(redis, account)
     return waiting
 
 

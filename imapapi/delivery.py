@@ -189,6 +189,28 @@ def _finish(redis, event_id: str, *, sent: bool, event: dict | None = None) -> N
                keys.account(account or ""), event_id, account or "", mark)
 
 
+# A deleted account's waiting deliveries: its queue, lock (a hold lasts until a retry is due)
+# and their jobs go in one step. A drainer still running finds the queue gone and stops; its
+# finish writes no cursor (the record is gone).
+_FORGET = """
+for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('HDEL', KEYS[5], id)
+  redis.call('HDEL', KEYS[6], id)
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HDEL', KEYS[7], ARGV[1])
+return 1
+"""
+
+
+def forget_account(redis, account: str) -> None:
+    """At account delete: drop its queued deliveries, lock and delivered-up-to cursor."""
+    redis.eval(_FORGET, 7, keys.webhook_queue(account), keys.webhook_lock(account), JOBS, DUE,
+               ATTEMPTS, FIRST_FAIL, DONE, account)
+
+
 def delivered_upto(redis, account: str) -> int:
     """The highest `seq` of the account delivered with success (0: none yet)."""
     return int(redis.hget(DONE, account) or 0)

@@ -18,7 +18,7 @@ import struct
 import msgpack
 
 from . import keys
-from .errors import MessageNotFound, NotFound
+from .errors import AccountNotFound, MessageNotFound, NotFound
 
 _PART = re.compile(r"^\d+(\.\d+)*$")
 
@@ -95,10 +95,13 @@ class MailboxRegistry:
     account's new registry do not repeat the old ones: its old ids still 404 (they could
     otherwise name another folder's message)."""
 
-    # One round trip, atomic: concurrent allocators never hand out the same number twice.
+    # One round trip, atomic: concurrent allocators never hand out the same number twice. An
+    # op or sync still running when the account was deleted gets 0 and writes nothing (the
+    # registry would otherwise come back after the delete's purge).
     _ALLOC = """
     local n = redis.call('HGET', KEYS[1], ARGV[1])
     if n then return tonumber(n) end
+    if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
     if redis.call('HEXISTS', KEYS[1], 'next') == 0 then
       redis.call('HSET', KEYS[1], 'next', ARGV[2])
     end
@@ -111,6 +114,7 @@ class MailboxRegistry:
     def __init__(self, redis, account_id: str):
         self.redis = redis
         self.key = keys.mailbox_registry(account_id)
+        self.record = keys.account(account_id)
         self._cache: dict[bytes, int] = {}
         # number -> (uidValidity, path): a number never changes meaning while the registry
         # exists, so each single-message read needs no Redis round trip for it after the first
@@ -120,7 +124,10 @@ class MailboxRegistry:
         mk = mailbox_key(uid_validity, path)
         if mk not in self._cache:
             base = secrets.randbelow(self.BASES[1] - self.BASES[0]) + self.BASES[0]
-            self._cache[mk] = int(self.redis.eval(self._ALLOC, 1, self.key, mk, base))
+            number = int(self.redis.eval(self._ALLOC, 2, self.key, self.record, mk, base))
+            if not number:
+                raise AccountNotFound()
+            self._cache[mk] = number
         return self._cache[mk]
 
     def resolve(self, mailbox_no: int) -> tuple[int, str]:

@@ -31,19 +31,22 @@ local __t = redis.call('TIME')
 local now = tonumber(__t[1]) * 1000 + math.floor(tonumber(__t[2]) / 1000)
 """
 
-# KEYS: leases, seq, owners.  ARGV: sid, ttl ms, account...
+# KEYS: leases, seq, owners.  ARGV: sid, ttl ms, account record prefix, account...
 # Takes each account that is free, released or expired (stealing an expired lease is the same
 # step: the old holder's token stops matching). A lease we already hold is extended and keeps
-# its token. -> flat list [account, token, ...] of the leases we now hold.
+# its token. A deleted account (no record: a reconcile that read the account set before the
+# delete) gets no lease nor owner entry back. -> flat list [account, token, ...] we now hold.
 ACQUIRE = _NOW + """
 local sid, ttl = ARGV[1], tonumber(ARGV[2])
 local out = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local acct = ARGV[i]
   local cur = redis.call('HGET', KEYS[1], acct)
   local tok, exp, owner
   if cur then tok, exp, owner = string.match(cur, '^(%d+):(%d+):(.*)$') end
-  if tok and owner == sid and tonumber(exp) > now then
+  if redis.call('EXISTS', ARGV[3] .. acct) == 0 then
+    -- deleted: nothing taken, nothing written
+  elseif tok and owner == sid and tonumber(exp) > now then
     redis.call('HSET', KEYS[1], acct, tok .. ':' .. (now + ttl) .. ':' .. sid)
     redis.call('HSET', KEYS[3], acct, sid)
     out[#out + 1] = acct
@@ -146,7 +149,7 @@ def acquire(redis, sid: str, names, ttl: float) -> dict[str, int]:
     got: dict[str, int] = {}
     for start in range(0, len(names), BATCH):
         flat = redis.eval(ACQUIRE, 3, LEASES, LEASE_SEQ, keys.OWNERS, sid, int(ttl * 1000),
-                          *names[start:start + BATCH])
+                          keys.account(""), *names[start:start + BATCH])
         got.update({_s(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)})
     return got
 

@@ -90,16 +90,23 @@ def set_account(redis, account: str, on: bool) -> dict:
     return save(redis, setting)
 
 
+# Only while the account exists: the LOGOUT of a deleted account is logged after the delete
+# purged its keys, and must not bring the list (or its LOGGED member) back.
+_APPEND = """
+if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+for i = 3, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+return 1
+"""
+
+
 def append(redis, account: str, entries: list[dict], max_lines: int) -> None:
     """RPUSH a batch of entries and trim to the last max_lines (one round trip)."""
     if not entries:
         return
-    key = log_key(account)
-    pipe = redis.pipeline(transaction=False)
-    pipe.sadd(LOGGED, account)
-    pipe.rpush(key, *[json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in entries])
-    pipe.ltrim(key, -max_lines, -1)
-    pipe.execute()
+    redis.eval(_APPEND, 3, LOGGED, log_key(account), keys.account(account), account, max_lines,
+               *[json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in entries])
 
 
 def read(redis, account: str, chunk: int = 1000):

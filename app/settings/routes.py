@@ -7,7 +7,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from app.api import Blueprint
-from imapapi import accounts, authserver, keys, protolog, webhook_settings
+from imapapi import accounts, authserver, protolog, webhook_settings
 from imapapi.events import EVENT_TYPES
 from imapapi.settings import get_redis
 
@@ -68,9 +68,7 @@ def update(redis, data: dict) -> list[str]:
         if logs.get("resetLoggedAccounts"):
             # a fresh login for each listed account, so its log starts with the connection
             for account in logs.get("accounts") or []:
-                if accounts.get_record(redis, account) is not None:
-                    redis.hset(keys.account(account), "reconnectRequested", accounts.now_iso())
-                    redis.publish(keys.ACCOUNTS_CHANNEL, account)
+                accounts.request_reconnect(redis, account)   # no-op for an unknown account
         protolog.save(redis, logs)
         updated.append("logs")
     if data.get("authServer"):

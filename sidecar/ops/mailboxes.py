@@ -83,11 +83,17 @@ def _guess_special_use(entries: list[dict]) -> None:
             taken.add(guess)
 
 
+# Replace in one step, and only while the account exists: a listing that finishes after the
+# account was deleted must not bring its key back.
+_STORE = """
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+
 def store_listing(redis, account: str, entries: list[dict]) -> None:
     """Replace keys.mailbox_listing(account): path -> JSON entry (in LIST order)."""
-    key = keys.mailbox_listing(account)
-    pipe = redis.pipeline(transaction=True)
-    pipe.delete(key)
-    if entries:
-        pipe.hset(key, mapping={e["path"]: json.dumps(e) for e in entries})
-    pipe.execute()
+    flat = [x for e in entries for x in (e["path"], json.dumps(e))]
+    redis.eval(_STORE, 2, keys.mailbox_listing(account), keys.account(account), *flat)

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from imapapi import ids
-from imapapi.errors import MessageNotFound, NotFound
+from imapapi import ids, keys
+from imapapi.errors import AccountNotFound, MessageNotFound, NotFound
 
 
 def test_reference_message_id():
@@ -78,6 +78,7 @@ def test_bad_attachment_part_and_text_payload_are_404():
 def test_registry_allocates_stable_numbers(redis):
     account = "unit-ids-registry"
     redis.delete(f"iah:{account}")
+    redis.hset(keys.account(account), "account", account)
     reg = ids.MailboxRegistry(redis, account)
     inbox = reg.number(1700000000, "INBOX")
     sent = reg.number(1700000000, "Sent")
@@ -99,6 +100,7 @@ def test_registry_allocates_stable_numbers(redis):
 def test_registry_concurrent_allocation_is_unique(redis):
     account = "unit-ids-concurrent"
     redis.delete(f"iah:{account}")
+    redis.hset(keys.account(account), "account", account)
     results: list[dict] = []
 
     def allocate():
@@ -120,6 +122,7 @@ def test_registry_concurrent_allocation_is_unique(redis):
 def test_registry_resolve_is_cached_per_object(redis):
     account = "unit-ids-cached"
     redis.delete(f"iah:{account}")
+    redis.hset(keys.account(account), "account", account)
     reg = ids.MailboxRegistry(redis, account)
     number = reg.number(7, "INBOX")
     assert reg.resolve(number) == (7, "INBOX")
@@ -127,3 +130,11 @@ def test_registry_resolve_is_cached_per_object(redis):
     assert reg.resolve(number) == (7, "INBOX")
     with pytest.raises(MessageNotFound):
         ids.MailboxRegistry(redis, account).resolve(number)
+
+
+def test_registry_writes_nothing_for_a_deleted_account(redis):
+    account = "unit-ids-deleted"
+    redis.delete(f"iah:{account}", keys.account(account))
+    with pytest.raises(AccountNotFound):
+        ids.MailboxRegistry(redis, account).number(7, "INBOX")
+    assert not redis.exists(f"iah:{account}")

@@ -203,3 +203,10 @@ def test_event_commit_with_a_stale_token_writes_neither_event_nor_state(r):
         assert len(ids) == 1 and r.hget(state_key, "version") == b"1"
     finally:
         r.delete(keys.events(a), state_key)
+
+
+def test_a_deleted_account_gets_no_lease_nor_owner_entry(r):
+    (a,) = names(r)
+    r.delete(keys.account(a))   # a reconcile that read the account set before the delete
+    assert leases.acquire(r, "s1", [a], ttl=10) == {}
+    assert not r.hexists(leases.LEASES, a) and owner_entry(r, a) is None

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from imapapi import protolog
+from imapapi import keys, protolog
 
 R = protolog.REDACTED
 
@@ -60,6 +60,7 @@ def test_setting_defaults_and_enabled(r):
 
 
 def test_capped_list_and_off_deletes(r):
+    r.hset(keys.account("a"), "account", "a")
     protolog.set_account(r, "a", True)
     protolog.append(r, "a", [protolog.entry("c", "x", f"line {i}") for i in range(8)], 5)
     lines = [json.loads(x) for x in protolog.read(r, "a")]
@@ -67,3 +68,9 @@ def test_capped_list_and_off_deletes(r):
     assert {"t", "cid", "src", "msg"} <= set(lines[0])
     protolog.set_account(r, "a", False)
     assert not r.exists(protolog.log_key("a")) and list(protolog.read(r, "a")) == []
+
+
+def test_nothing_logged_for_a_deleted_account(r):
+    protolog.set_account(r, "gone", True)
+    protolog.append(r, "gone", [protolog.entry("c", "x", "A9 LOGOUT")], 5)
+    assert not r.exists(protolog.log_key("gone")) and not r.sismember(keys.LOGGED, "gone")

@@ -174,3 +174,22 @@ def test_delete_removes_the_cursor_and_a_late_finish_does_not_bring_it_back(r, w
     # a POST that was in flight at the delete finishes afterwards
     wh._finish(r, second["id"], sent=True, event={"account": "acc", "seq": second["seq"]})
     assert not r.hexists(keys.WEBHOOK_DONE, "acc")
+
+
+def test_delete_drops_waiting_deliveries_and_a_held_lock(r, webhook_receiver):
+    from imapapi import accounts
+
+    webhook_settings.save(r, {"webhooks": webhook_receiver.url("ord-held")})
+    webhook_receiver.set_mode("ord-held", "fail")
+    batch = [ev(i) for i in range(1, 4)]
+    events.append_events(r, "acc", batch, occurrence=True)
+    assert wh.deliver_event(r, batch[0]["id"])[0] == "retry"   # the lock is now a hold
+    accounts.delete(r, "acc")
+    webhook_receiver.set_mode("ord-held", "ok")
+    assert not r.exists(keys.webhook_queue("acc"), keys.webhook_lock("acc"))
+    assert r.hlen(events.JOBS) == 0 and r.zcard(events.DUE) == 0
+    assert r.hlen(wh.ATTEMPTS) == 0 and r.hlen(wh.FIRST_FAIL) == 0
+    # the retry's wake-up comes anyway: nothing is POSTed, nothing comes back
+    assert wh.deliver_event(r, batch[0]["id"])[0] == "gone"
+    assert not r.exists(keys.webhook_queue("acc"), keys.webhook_lock("acc"))
+    assert webhook_receiver.received("ord-held") == []
