@@ -22,6 +22,8 @@ account over after a restart) sees it. The transitions, as TRANSITIONS below cod
             +-----------------------------------------------+
 
   connecting --start--> connecting   a settings change while the setup is still queued
+  connecting --dropped--> disconnected   logged in, but the server ended the session during
+                                        the first sync (Dovecot: a folder deleted under us)
   any state  --stop-->  stopped      in memory only: deleted, handed over, shutting down
 """
 from __future__ import annotations
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 IDLE_REFRESH = 25 * 60     # re-issue IDLE well before servers' 29/30 min IDLE timeout
 POLL_INTERVAL = 30.0       # NOOP polling period for servers without IDLE
 RESUME_GRACE = 0.1         # after an op, wait this long for the next one before re-IDLEing
+SETUP_DROP_STEP = 0.5      # retry delay grows by this per consecutive drop during setup ...
+SETUP_DROP_CAP = 5.0       # ... up to this (plus 0-1 s jitter): never the connect backoff
 
 # (state, event) -> next state. States are persisted (except "stopped"); events come from the runtime.
 TRANSITIONS = {
@@ -61,6 +65,7 @@ TRANSITIONS = {
     ("connecting", "auth_failed"): "authenticationError",
     ("connecting", "connect_failed"): "connectError",
     ("connected", "dropped"): "disconnected",
+    ("connecting", "dropped"): "disconnected",
 }
 PERSISTED = {"connecting", "connected", "authenticationError", "connectError", "disconnected"}
 
@@ -138,6 +143,7 @@ class Account:
         self.stopped = False
         self.connect_queued = False
         self.backoff = Backoff()
+        self.setup_drops = 0      # consecutive sessions lost during setup (see _setup_dropped)
         self.session = Session(account_id, runtime.redis, runtime.settings)
         self.session.fence = lease
         self.extras = ExtraPool(self)
@@ -238,19 +244,41 @@ class Account:
             return
         except Exception as exc:
             log.warning("%s: setup after login failed: %s", self.id, exc)
-            self._close_main()
-            self._failed(ConnectFailure("connectError", str(exc) or type(exc).__name__, None))
+            dropped = is_connection_error(exc)
+            self._close_main(logout=not dropped)
+            if dropped:
+                self._setup_dropped(exc)
+            else:
+                self._failed(ConnectFailure("connectError", str(exc) or type(exc).__name__, None))
             return
         if self.stopped:
             self._close_main()
             return
         self.backoff.reset()
+        self.setup_drops = 0
         self._move("ok")
         self.error_event = None   # the next failure is news again
         try:
             self._arm()
         except Exception as exc:   # e.g. the server refused IDLE: start over
             self._dropped(exc)
+
+    def _setup_dropped(self, exc: BaseException) -> None:
+        """The login worked, then the session ended during the first sync: Dovecot ends a
+        session whose selected folder another client deleted ("Mailbox was deleted under us"),
+        or the sync found the server's folder list stale. The server is up and the credentials
+        are good: state disconnected (no connectError event) and a retry within ~1-6 s. The
+        connect backoff here doubled on every such drop in a row: under folder churn an
+        account waited minutes (issue 14's 5 min stall in the 10,000-change run)."""
+        if self.stopped:
+            return
+        self.setup_drops += 1
+        self._move("dropped", {"response": str(exc) or "Connection closed",
+                               "serverResponseCode": "ECONNRESET"})
+        wait = min(SETUP_DROP_CAP, SETUP_DROP_STEP * self.setup_drops) + random.random()
+        log.info("%s: session lost during setup (%s in a row), retry in %.1fs",
+                 self.id, self.setup_drops, wait)
+        self.runtime.reactor.arm(self, None, time.time() + wait)
 
     def _failed(self, exc: ConnectFailure) -> None:
         if self.stopped:

@@ -10,6 +10,8 @@ ALLOWED = [
     ("connecting", "auth_failed", "authenticationError"),
     ("connecting", "connect_failed", "connectError"),
     ("connected", "dropped", "disconnected"),
+    # logged in, then the server ended the session during the first sync (folder deleted under us)
+    ("connecting", "dropped", "disconnected"),
     ("disconnected", "start", "connecting"),
     ("connectError", "start", "connecting"),
     ("authenticationError", "start", "connecting"),
