@@ -1,5 +1,5 @@
 """Benchmark: sidecar replicas with fenced leases: kill -9 failover, lease cost at rest, rolling restart."""
-#     .venv/bin/python bench/sidecar_failover.py [--accounts 2000] [--replicas 4] [--db 7]
+#     .venv/bin/python bench/sidecar_failover.py [--accounts 2000] [--replicas 4] [--db 8]
 #
 # Starts its own Dovecot (raised limits), N account records in a dedicated Redis DB (flushed)
 # and R `python -m sidecar` replicas, samples Dovecot's sessions every 200 ms (doveadm who + ss,
@@ -124,7 +124,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--accounts", type=int, default=2000)
     ap.add_argument("--replicas", type=int, default=4)
-    ap.add_argument("--db", type=int, default=7)
+    ap.add_argument("--db", type=int, default=8, help="Redis DB (flushed)")
     ap.add_argument("--lease-ttl", default="10s")
     ap.add_argument("--login-rate", type=int, default=50, help="IMAP logins/s per host")
     ap.add_argument("--rest", type=float, default=30, help="seconds measured at rest")
@@ -233,9 +233,12 @@ def main() -> int:
         mail = threading.Thread(target=mailer, daemon=True)
         mail.start()
         t_roll = time.time()
+        terms = []   # (replica, accounts it held, SIGTERM at, exited at)
         for old in list(reps.running()):
-            reps.signal(old, signal.SIGTERM)
-            reps.wait_exit(old, 30)
+            held = {a for a, o in lease_owners(r).items() if o == old.sid}
+            t_sig = reps.signal(old, signal.SIGTERM)
+            reps.wait_exit(old, 60)   # it drains: hands its accounts over, then exits
+            terms.append((old, held, t_sig, time.time()))
             reps.start()
             wait_all_served(sampler, users, reps, 120)
             time.sleep(8)   # the replacement takes its share back before the next one goes
@@ -260,6 +263,15 @@ def main() -> int:
             if not lost or time.time() > deadline:
                 break
             time.sleep(2)
+        for old, held, t_sig, t_exit in terms:
+            # the leaving replica's accounts, from SIGTERM until a while after it exited
+            g = sorted(gaps(sampler, held, reps, t_sig, t_exit + 5).values()) or [0.0]
+            print(f"  SIGTERM {old.sid}: {len(held)} accounts, exited after {t_exit - t_sig:.1f} s;"
+                  f" their longest time without a connection {g[-1]:.1f} s (p50 {g[len(g) // 2]:.1f} s)")
+        during = [s.t for s in sampler.samples if t_roll <= s.t <= t_end]
+        steps = sorted(b - a for a, b in zip(during, during[1:])) or [0.0]
+        print(f"  session samples during the restart: {len(during) / max(1e-9, t_end - t_roll):.1f}/s, "
+              f"longest interval {steps[-1]:.1f} s (the resolution of these gaps)")
         gap_list = sorted(worst.values())
         print(f"rolling restart of {args.replicas} replicas (SIGTERM one by one, "
               f"{t_end - t_roll:.0f} s): {len(appended)} messages appended meanwhile, "

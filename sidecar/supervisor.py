@@ -5,13 +5,14 @@ replica takes about 1/N, a leaving one's accounts spread over the rest). Which r
 hold it is its lease (imapapi.leases): an Account is created only with a lease token, and every
 write it makes carries that token. Handover is release-after-LOGOUT: the old holder logs out,
 releases the lease and says so on keys.SIDECARS_CHANNEL, the next holder acquires and connects,
-so two replicas never hold sessions for one account at once. A replica that dies keeps its
+so two replicas never hold sessions for one account at once. SIGTERM drains (sidecar.handover):
+the replica says it is leaving, keeps its connections and serves requests while it hands its
+accounts over as fast as their next holders connect them, then exits. A replica that dies keeps its
 leases until they expire (sidecar.leaseTtl); one that was frozen finds them gone or expired and
 drops its connections without writing (sidecar.leasing).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -20,8 +21,10 @@ import time
 from imapapi import keys, leases, rpc, vault
 from imapapi.accounts import get_record, purge as purge_account
 
+from . import handover
 from . import runtime as runtime_mod
 from .account import Account, imap_signature
+from .handover import owned, owner
 from .leasing import LeaseKeeper
 from .server import CommandServer
 
@@ -32,29 +35,6 @@ RETRY_WANTED = 1.0   # accounts assigned to us but still leased elsewhere: try a
 # Before the first assignment: replicas started together see each other's heartbeat first,
 # instead of each taking every account and handing most of them over a second later.
 JOIN_SETTLE = 2.0
-# Rebalancing (a replica joined or came back): accounts assigned elsewhere are released only
-# while the new holder has fewer than this many setups queued, so they stay connected here
-# until it can take them instead of all waiting, disconnected, in its queue. Deletions and
-# SIGTERM release at once.
-HANDOVER_WINDOW = 8
-
-
-def weight(sid: str, account: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{sid}\0{account}".encode(), digest_size=8).digest(), "big")
-
-
-def owner(account: str, sidecars) -> str | None:
-    """Rendezvous (highest random weight) hashing: stable, and only 1/n accounts move on change."""
-    best = None
-    for sid in sidecars:
-        key = (weight(sid, account), sid)
-        if best is None or key > best:
-            best = key
-    return best[1] if best else None
-
-
-def owned(accounts, sidecars, sid: str) -> set[str]:
-    return {a for a in accounts if owner(a, sidecars) == sid}
 
 
 class Supervisor:
@@ -76,6 +56,9 @@ class Supervisor:
         self._wanted: set[str] = set()       # assigned to us, lease still held elsewhere
         self._moving: set[str] = set()       # assigned elsewhere, still ours: paced release
         self._paced_at = 0.0
+        self._pacer = handover.Pacer()
+        self._handing = 0                    # handovers whose LOGOUT/release is still running
+        self.leaving = threading.Event()     # SIGTERM: draining (sidecar.handover), then stopping
         self._wake = threading.Event()
         self._lock = threading.Lock()
 
@@ -87,27 +70,42 @@ class Supervisor:
         return acct
 
     def stop(self) -> None:
-        """Ask run() to shut down (signal handlers call this)."""
-        self.stopping.set()
+        """Signal handlers: the first call drains (hands the accounts over, paced, then
+        exits); a second one, or one with nothing to hand over, stops at once."""
+        if self.leaving.is_set() or not self.accounts:
+            self.stopping.set()
+        self.leaving.set()
         self._wake.set()
 
     def _info(self) -> dict:
         accts = list(self.accounts.values())
         return {"accounts": len(accts), "connected": sum(1 for a in accts if a.connected),
                 "connecting": self.runtime.ramp.pending(),
-                "loginWait": round(self.runtime.logins.waited, 1) if self.runtime.logins else 0}
+                "loginWait": round(self.runtime.logins.waited, 1) if self.runtime.logins else 0,
+                "leaving": self.leaving.is_set()}
 
     # -- assignment -------------------------------------------------------------------------
-    def _live(self) -> set[str]:
-        """Replicas that beat within rpc.HEARTBEAT_SUSPECT (Redis clock). A silent one's
-        accounts are assigned to the others at once; they connect when its leases expire."""
+    def live(self) -> set[str]:
+        """Replicas that beat within rpc.HEARTBEAT_SUSPECT (Redis clock) and are not leaving.
+        A silent one's accounts are assigned to the others at once; they connect when its
+        leases expire. A leaving (draining) one still beats and serves, but is assigned nothing."""
         now = leases.redis_now_ms(self.redis) / 1000.0
         beats = self.redis.zrangebyscore(keys.SIDECARS, now - rpc.HEARTBEAT_SUSPECT, "+inf")
-        return {b.decode() for b in beats} | {self.sid}
+        others = sorted({b.decode() for b in beats} - {self.sid})
+        live = set(others)
+        for sid, raw in zip(others, self.redis.hmget(keys.SIDECARS_INFO, others) if others else ()):
+            try:
+                if raw and json.loads(raw).get("leaving"):
+                    live.discard(sid)
+            except (ValueError, AttributeError):
+                pass
+        if not self.leaving.is_set():
+            live.add(self.sid)
+        return live
 
     def reconcile_all(self) -> None:
         members = {m.decode() for m in self.redis.smembers(keys.ACCOUNTS)}
-        live = self._live()
+        live = self.live()
         mine = owned(members, live, self.sid)
         with self._lock:
             for account_id in [a for a, acct in self.accounts.items() if acct.stopped]:
@@ -115,7 +113,7 @@ class Supervisor:
             current = set(self.accounts)
             self._wanted = set()
             self._moving = current - mine
-        self._pace(live)
+        self.pace(live)
         self._take(sorted(mine - current))
         names = sorted(mine & current)
         pipe = self.redis.pipeline(transaction=False)
@@ -136,7 +134,7 @@ class Supervisor:
                 acct.persist_state()   # repaired under our lease (the write is fenced)
 
     def reconcile_changed(self, names: set[str]) -> None:
-        live = self._live()
+        live = self.live()
         take = []
         with self._lock:
             self._wanted.difference_update(names)
@@ -149,7 +147,7 @@ class Supervisor:
 
     def reconcile_one(self, account_id: str, live: set[str] | None = None) -> None:
         record = get_record(self.redis, account_id)
-        live = live if live is not None else self._live()
+        live = live if live is not None else self.live()
         if record is None:
             self._hand_over([account_id])
             return
@@ -194,36 +192,39 @@ class Supervisor:
             log.info("%s: lease %d taken", account_id, token)
             acct.start()
 
-    def _pace(self, live: set[str] | None = None, force: bool = False) -> None:
+    def pace(self, live: set[str] | None = None, force: bool = False) -> None:
         """Release assigned-elsewhere accounts as fast as their new holders take them."""
         now = time.time()
         if not self._moving or (not force and now - self._paced_at < 1.0):
             return
         self._paced_at = now
-        live = live if live is not None else self._live()
-        by_target: dict[str, list[str]] = {}
+        live = live if live is not None else self.live()
+
+        def owner_of(account_id):
+            target = owner(account_id, live)
+            return False if target == self.sid else target
         with self._lock:
-            for account_id in sorted(self._moving):
-                target = owner(account_id, live)
-                if target == self.sid or account_id not in self.accounts:
-                    self._moving.discard(account_id)   # ours again, or gone already
-                else:
-                    by_target.setdefault(target, []).append(account_id)
-        if not by_target:
+            groups, forget = handover.by_target(self._moving, self.accounts, owner_of)
+            self._moving.difference_update(forget)
+        if not groups:
             return
-        targets = sorted(by_target)
-        busy = {}
-        for target, raw in zip(targets, self.redis.hmget(keys.SIDECARS_INFO, targets)):
-            try:
-                busy[target] = int(json.loads(raw or "{}").get("connecting", 0))
-            except (ValueError, TypeError, AttributeError):
-                busy[target] = 0
-        release = []
-        for target in targets:
-            release += by_target[target][:max(0, HANDOVER_WINDOW - busy[target])]
+        give = handover.allowance(groups, self._pacer.busy(self.redis, sorted(groups), now),
+                                  handover.window(len(live), self.leaving.is_set()))
+        self._pacer.sent(give, now)
+        release = [a for names in give.values() for a in names]
         with self._lock:
             self._moving.difference_update(release)
         self._hand_over(release)
+
+    def moving_all(self) -> tuple[set[str], int]:
+        """(draining) Every account we hold is to move; -> (them, handovers still running)."""
+        with self._lock:
+            self._moving = set(self.accounts)
+            return set(self._moving), self._handing
+
+    def wait_wake(self, timeout: float) -> None:
+        self._wake.wait(timeout)
+        self._wake.clear()
 
     def _hand_over(self, names) -> None:
         """Not ours any more (rebalance, deletion): LOGOUT, then release the lease."""
@@ -234,9 +235,11 @@ class Supervisor:
                 continue
             log.info("%s: handing over", account_id)
             acct.stopped = True
-            self.pool.submit(self._logout_then_release, acct)
+            with self._lock:
+                self._handing += 1
+            self.pool.submit(self._logout_then_release, acct, 1.0, True)
 
-    def _logout_then_release(self, acct: Account, wait: float = 1.0) -> None:
+    def _logout_then_release(self, acct: Account, wait: float = 1.0, counted: bool = False) -> None:
         try:
             acct.stop(wait=wait)
             if not self.redis.exists(keys.account(acct.id)):
@@ -246,9 +249,11 @@ class Supervisor:
             with self._lock:
                 if acct.lease is not None:
                     self._released[acct.id] = acct.lease
+                if counted:
+                    self._handing -= 1
             self._wake.set()
 
-    def _flush_released(self) -> None:
+    def flush_released(self) -> None:
         with self._lock:
             batch, self._released = self._released, {}
         if batch:
@@ -334,9 +339,12 @@ class Supervisor:
         self.stopping.wait(JOIN_SETTLE)
         last_full = last_wanted = 0.0
         while not self.stopping.is_set():
+            if self.leaving.is_set():
+                handover.drain(self)
+                break
             now = time.time()
             try:
-                self._flush_released()
+                self.flush_released()
                 with self._lock:
                     changed, self._changed = self._changed, set()
                     full, self._full = self._full, False
@@ -347,18 +355,19 @@ class Supervisor:
                     last_full = last_wanted = now
                 elif changed:
                     self.reconcile_changed(changed)
-                self._pace()
+                self.pace()
                 population = getattr(self.runtime.hooks, "set_population", None)
                 if population is not None:   # the sync engine's sweeps share one budget
                     population(len(self.accounts))
                 if self._wanted and now - last_wanted >= RETRY_WANTED:
                     last_wanted = now
                     self.reconcile_changed(set(self._wanted))   # re-checks the assignment too
-                self._flush_released()
+                self.flush_released()
             except Exception:
                 log.exception("supervisor pass failed")
             self._wake.wait(0.5)
             self._wake.clear()
+        self.stopping.set()
         server.join(2)
         self.shutdown()
 
@@ -388,13 +397,13 @@ class Supervisor:
                 left -= 1
                 while left and done.acquire(blocking=False):
                     left -= 1
-            self._flush_released()   # batches: one round trip per ~100 ms of LOGOUTs
+            self.flush_released()   # batches: one round trip per ~100 ms of LOGOUTs
         # What did not log out in time is released anyway: we are exiting, its socket closes.
         with self._lock:
             for acct in accts:
                 if acct.lease is not None and self.keeper.token(acct.id) == acct.lease:
                     self._released.setdefault(acct.id, acct.lease)
-        self._flush_released()
+        self.flush_released()
         try:
             self.keeper.leave()
         except Exception:

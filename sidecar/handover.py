@@ -1,0 +1,129 @@
+"""Assignment (rendezvous hashing) and paced handover: an account moves no faster than its next holder connects."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+
+from imapapi import keys
+
+log = logging.getLogger(__name__)
+
+# An account assigned elsewhere is released only while its next holder has fewer than this many
+# setups queued (its heartbeat info), so it stays connected here until the other side can take
+# it instead of waiting, disconnected, in that queue. Deletions release at once.
+HANDOVER_WINDOW = 8
+# Releases this recent count against a target's window: its `connecting` lags up to a heartbeat.
+RECENT = 1.5
+# SIGTERM: the accounts are handed over paced like this for at most DRAIN_BUDGET seconds, then
+# whatever is left goes at once (LOGOUT, release). The chart's terminationGracePeriodSeconds
+# (30 s) and its preStop wait (25 s) cover this plus the final LOGOUT budget (4 s).
+DRAIN_BUDGET = 18.0
+DRAIN_PASS = 0.25
+
+
+def weight(sid: str, account: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{sid}\0{account}".encode(), digest_size=8).digest(), "big")
+
+
+def owner(account: str, sidecars) -> str | None:
+    """Rendezvous (highest random weight) hashing: stable, and only 1/n accounts move on change."""
+    best = None
+    for sid in sidecars:
+        key = (weight(sid, account), sid)
+        if best is None or key > best:
+            best = key
+    return best[1] if best else None
+
+
+def owned(accounts, sidecars, sid: str) -> set[str]:
+    return {a for a in accounts if owner(a, sidecars) == sid}
+
+
+def by_target(moving, held, owner_of) -> tuple[dict[str, list[str]], set[str]]:
+    """Pure: accounts to move, grouped by their next holder (sorted), and those to forget
+    (`owner_of` says they are ours again, or we no longer hold them). Accounts nobody can
+    take (owner_of -> None: every other replica is leaving) stay where they are."""
+    out: dict[str, list[str]] = {}
+    forget = set()
+    for account_id in sorted(moving):
+        target = owner_of(account_id)
+        if target is None:
+            continue
+        if target is False or account_id not in held:
+            forget.add(account_id)
+        else:
+            out.setdefault(target, []).append(account_id)
+    return out, forget
+
+
+def window(live: int, draining: bool) -> int:
+    """Pure: this replica's share of a target's window. Draining, it is the only one sending
+    to its targets; rebalancing towards a newcomer, every other live replica may be sending
+    to it at once (each would otherwise fill the whole window: 3 x 8 queued, ~12 s waits)."""
+    if draining:
+        return HANDOVER_WINDOW
+    return -(-HANDOVER_WINDOW // max(1, live - 1))
+
+
+def allowance(groups: dict[str, list[str]], busy: dict[str, int],
+              window: int = HANDOVER_WINDOW) -> dict[str, list[str]]:
+    """Pure: per target, the accounts to release now: up to `window` minus its queued setups."""
+    return {t: names[:max(0, window - busy.get(t, 0))] for t, names in groups.items()}
+
+
+class Pacer:
+    """Remembers what was released to whom lately (a target's info counts it a beat late)."""
+
+    def __init__(self):
+        self._recent: dict[str, list[tuple[float, int]]] = {}
+
+    def busy(self, redis, targets: list[str], now: float) -> dict[str, int]:
+        """Setups queued at each target: its heartbeat info plus what we released since."""
+        out = {}
+        for target, raw in zip(targets, redis.hmget(keys.SIDECARS_INFO, targets)):
+            try:
+                out[target] = int(json.loads(raw or "{}").get("connecting", 0))
+            except (ValueError, TypeError, AttributeError):
+                out[target] = 0
+            recent = [(t, n) for t, n in self._recent.get(target, ()) if t > now - RECENT]
+            self._recent[target] = recent
+            out[target] += sum(n for _t, n in recent)
+        return out
+
+    def sent(self, give: dict[str, list[str]], now: float) -> None:
+        for target, names in give.items():
+            if names:
+                self._recent.setdefault(target, []).append((now, len(names)))
+
+
+def drain(sup, budget: float = DRAIN_BUDGET) -> None:
+    """SIGTERM on Supervisor `sup`: say we are leaving (heartbeat info first, then a `left`
+    note, so the others stop assigning to us at once), then hand every account over paced by
+    its next holder's queue, connected and serving requests meanwhile. Stops early when no
+    other replica can take them; sup.shutdown() then logs out whatever is left."""
+    log.info("sidecar %s leaving: handing %d accounts over", sup.sid, len(sup.accounts))
+    try:
+        sup.keeper.heartbeat()   # "leaving" in our info before anyone recomputes
+        sup.redis.publish(keys.SIDECARS_CHANNEL, json.dumps({"left": sup.sid}))
+    except Exception as exc:
+        log.warning("could not announce leaving: %s", exc)
+        return
+    deadline = time.time() + budget
+    while time.time() < deadline and not sup.stopping.is_set():
+        try:
+            sup.flush_released()
+            moving, busy = sup.moving_all()
+            if not moving and not busy:
+                break
+            live = sup.live()
+            if not live and not busy:
+                break   # nobody to hand over to: shutdown() logs the rest out at once
+            sup.pace(live, force=True)
+            sup.flush_released()
+        except Exception:
+            log.exception("drain pass failed")
+        sup.wait_wake(DRAIN_PASS)
+    sup.flush_released()
+    log.info("sidecar %s drained (%d accounts left)", sup.sid, len(sup.accounts))
