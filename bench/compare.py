@@ -14,6 +14,8 @@ other users of the machine hits both alike:
 
     .venv/bin/python bench/compare.py [--accounts 1000] [--memory-from 100] [--requests 200]
         [--attachment-mb 20] [--phases single,connect,memory] [--db 11] [--peer-db 12]
+        [--interleave]   (single: both systems started together, requests taking turns one by
+                          one, so the swings of a shared machine's load hit both alike)
 """
 from __future__ import annotations
 
@@ -230,38 +232,81 @@ def p50(fn, n: int, warmup: int = 10) -> float:
 
 
 # -- phases ---------------------------------------------------------------------------------
-def phase_single(system: System, dovecot: Dovecot, args, samples, direct) -> dict:
-    http = Client(system.port)
-    http.json("POST", "/v1/account", dovecot.account_payload("bench", "bench", "bench-pass"))
-    wait_connected(system, http, 1, 60)
-    rows = http.json("GET", "/v1/account/bench/messages?path=INBOX&pageSize=10")["messages"]
-    by_mid = {m.get("messageId"): m for m in rows}
-    rich, big = by_mid[samples["rich"].message_id], by_mid[samples["big"].message_id]
+class Single:
+    """One system's single-message requests (the account `bench` registered and connected)."""
 
-    def details():
-        status, raw = http.request("GET", f"/v1/account/bench/message/{rich['id']}")
+    def __init__(self, system: System, dovecot: Dovecot, samples):
+        self.http = http = Client(system.port)
+        http.json("POST", "/v1/account", dovecot.account_payload("bench", "bench", "bench-pass"))
+        wait_connected(system, http, 1, 60)
+        rows = http.json("GET", "/v1/account/bench/messages?path=INBOX&pageSize=10")["messages"]
+        by_mid = {m.get("messageId"): m for m in rows}
+        self.rich, self.big = by_mid[samples["rich"].message_id], by_mid[samples["big"].message_id]
+        self.size = len(samples["big"].raw)
+
+    def details(self):
+        status, raw = self.http.request("GET", f"/v1/account/bench/message/{self.rich['id']}")
         assert status == 200, raw[:300]
 
-    def text():
-        status, raw = http.request("GET", f"/v1/account/bench/text/{rich['text']['id']}"
-                                          "?textType=*")
+    def text(self):
+        status, raw = self.http.request("GET", f"/v1/account/bench/text/{self.rich['text']['id']}"
+                                               "?textType=*")
         assert status == 200 and b"attached report" in raw, raw[:300]
 
-    out = {"message_p50": p50(details, args.requests), "text_p50": p50(text, args.requests)}
-    size = len(samples["big"].raw)
+    def source_mbs(self) -> float:
+        started = time.perf_counter()
+        got = self.http.stream(f"/v1/account/bench/message/{self.big['id']}/source")
+        assert got == self.size, (got, self.size)
+        return self.size / (time.perf_counter() - started) / 1e6
+
+
+def direct_mbs(direct, size: int) -> float:
+    started = time.perf_counter()
+    assert direct() == size
+    return size / (time.perf_counter() - started) / 1e6
+
+
+def phase_single(system: System, dovecot: Dovecot, args, samples, direct) -> dict:
+    one = Single(system, dovecot, samples)
+    out = {"message_p50": p50(one.details, args.requests), "text_p50": p50(one.text, args.requests)}
     rates, direct_rates = [], []
     for _ in range(args.runs):
-        started = time.perf_counter()
-        got = direct()
-        direct_rates.append(size / (time.perf_counter() - started) / 1e6)
-        assert got == size
-        started = time.perf_counter()
-        got = http.stream(f"/v1/account/bench/message/{big['id']}/source")
-        rates.append(size / (time.perf_counter() - started) / 1e6)
-        assert got == size, (got, size)
+        direct_rates.append(direct_mbs(direct, one.size))
+        rates.append(one.source_mbs())
     out["source_mbs"] = statistics.median(rates)
     out["direct_mbs"] = statistics.median(direct_rates)
     out["source_pct"] = out["source_mbs"] / out["direct_mbs"] * 100
+    return out
+
+
+def single_interleaved(peer: System, ours: System, dovecot: Dovecot, args, samples,
+                       direct) -> dict:
+    """Both systems running at once, request by request in turn (A B A B ..., which one goes
+    first alternating), so a load swing of the shared machine hits both alike."""
+    both = {peer.name: Single(peer, dovecot, samples), ours.name: Single(ours, dovecot, samples)}
+    out = {name: {} for name in both}
+    for label, call in (("message_p50", Single.details), ("text_p50", Single.text)):
+        times = {name: [] for name in both}
+        for one in both.values():
+            for _ in range(10):
+                call(one)
+        for i in range(args.requests):
+            for name in (list(both) if i % 2 == 0 else list(both)[::-1]):
+                started = time.perf_counter()
+                call(both[name])
+                times[name].append((time.perf_counter() - started) * 1000)
+        for name in both:
+            out[name][label] = statistics.median(times[name])
+    rates = {name: [] for name in both}
+    direct_rates = []
+    for i in range(args.runs):
+        direct_rates.append(direct_mbs(direct, both[ours.name].size))
+        for name in (list(both) if i % 2 == 0 else list(both)[::-1]):
+            rates[name].append(both[name].source_mbs())
+    for name in both:
+        out[name]["source_mbs"] = statistics.median(rates[name])
+        out[name]["direct_mbs"] = statistics.median(direct_rates)
+        out[name]["source_pct"] = out[name]["source_mbs"] / out[name]["direct_mbs"] * 100
     return out
 
 
@@ -321,6 +366,8 @@ def main() -> int:
     ap.add_argument("--peer-port", type=int, default=3100)
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for our stack")
+    ap.add_argument("--interleave", action="store_true",
+                    help="single phase: both systems at once, requests taking turns")
     args = ap.parse_args()
     phases = [p for p in args.phases.split(",") if p]
     # SIGTERM (timeout, kill) must still stop Dovecot, the original and our stack
@@ -358,6 +405,21 @@ def main() -> int:
             return len(tls_conn.fetch([big_uid], ["BODY.PEEK[]"])[big_uid][b"BODY[]"])
 
         for phase in phases:
+            if phase == "single" and args.interleave:
+                print(f"[{time.strftime('%H:%M:%S')}] single, interleaved: {peer.name} and "
+                      f"{ours.name} (load {os.getloadavg()[0]:.1f})", flush=True)
+                peer.start()
+                ours.start()
+                try:
+                    got = single_interleaved(peer, ours, dovecot, args, samples, direct)
+                finally:
+                    peer.stop()
+                    ours.stop()
+                for system in (peer, ours):
+                    print(f"    {system.name}:", {k: round(v, 2) for k, v in got[system.name].items()},
+                          flush=True)
+                    results[system.name].update(got[system.name])
+                continue
             for system in (peer, ours):
                 print(f"[{time.strftime('%H:%M:%S')}] {phase}: {system.name} "
                       f"(load {os.getloadavg()[0]:.1f})", flush=True)
