@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 
 from sidecar.connection import is_connection_error
 from sidecar.imap import compat
@@ -23,6 +24,10 @@ SLOW_SWEEP = 30.0   # shortest sweep interval when every folder needs its own ST
 # 25 quiet sweeps (about 1-2 ms of CPU each) keep an idle sidecar under 5 % of a core.
 SWEEP_BUDGET = 25.0
 LOAD = {"accounts": 1}   # accounts this process holds (set by the supervisor's loop)
+# Every live connection's Watch: the supervisor sets LOAD only after a reconcile round, and the
+# first one takes all 10,000 accounts (minutes of connecting): the accounts connected meanwhile
+# must already share the budget, not sweep every 3 s as if alone.
+LIVE: "weakref.WeakSet[Watch]" = weakref.WeakSet()
 
 
 def set_population(accounts: int) -> None:
@@ -37,6 +42,7 @@ class Watch:
         self.notify = False
         self.sweep_every = max(1.0, float(sweep_every))
         self.last_sweep = 0.0
+        LIVE.add(self)
 
     def start(self, client) -> None:
         """Issue NOTIFY once per connection when offered (it covers folders created later);
@@ -56,7 +62,7 @@ class Watch:
         # and drops some bursts, and pushes get lost while a SELECT flushes imaplib's untagged
         # responses. With LIST-STATUS a sweep is one round trip (every few seconds keeps every
         # folder within 5 s); without it a STATUS per folder, so not that often.
-        spread = LOAD["accounts"] / SWEEP_BUDGET
+        spread = max(LOAD["accounts"], len(LIVE)) / SWEEP_BUDGET
         if "LIST-STATUS" in self.caps:
             return max(self.sweep_every, spread)
         return max(self.sweep_every, SLOW_SWEEP, spread)

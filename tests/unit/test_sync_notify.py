@@ -129,3 +129,10 @@ def test_sweep_interval_shares_a_per_process_budget(caps, every, accounts, inter
         assert notify.Watch(caps, every).interval() == pytest.approx(interval)
     finally:
         notify.set_population(1)
+
+
+def test_connected_sessions_share_the_budget_before_the_supervisor_counts_them():
+    watches = [notify.Watch({"LIST-STATUS"}, 3.0) for _ in range(1000)]   # still population 1
+    assert watches[0].interval() == pytest.approx(1000 / notify.SWEEP_BUDGET)
+    del watches   # disconnected: their watches are gone, the interval is the setting again
+    assert notify.Watch({"LIST-STATUS"}, 3.0).interval() == pytest.approx(3.0)
