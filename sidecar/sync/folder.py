@@ -167,7 +167,12 @@ class FolderSync:
                 # gone between the two fetches: no event and not in the index either (its later
                 # expunge must not be a messageDeleted for a message nobody was told about)
                 if uid in entries:
-                    work.index[uid] = flags.get(uid, frozenset())
+                    # the flags this messageNew announces (its details FETCH came after the flag
+                    # FETCH): a flag set in between is in the event, and must not come again
+                    # as a messageUpdated against the older flags
+                    shown = entries[uid].get("flags")
+                    work.index[uid] = (diff.norm_flags(shown) if isinstance(shown, list)
+                                       else flags.get(uid, frozenset()))
                     if entries[uid].get("emailId"):
                         work.ids[uid] = entries[uid]["emailId"]
                     batch.append(self.event("messageNew", path, entries[uid], special_use,
