@@ -134,6 +134,7 @@ def connect(imap: dict, timeout: float, *, account: str | None = None,
         client = IMAPClient(imap["host"], port=port, ssl=secure, ssl_context=ctx,
                             timeout=compat.SocketTimeout(connect=timeout, read=max(timeout, LOGIN_TIMEOUT)))
         _keepalive(compat.raw_socket(client))
+        compat.quiet_imaplib(client)
         # before LOGIN: the protocol log (when on) starts with the redacted login
         wiretap.attach(client, account, redis,
                        f"connected to {imap['host']}:{port}{' (TLS)' if secure else ''}")

@@ -56,7 +56,7 @@ class StreamWriter:
         view = memoryview(data)
         for start in range(0, len(view), wire.STREAM_CHUNK):
             self._wait_window()
-            self._push(wire.data_frame(bytes(view[start:start + wire.STREAM_CHUNK])))
+            self._push(wire.data_frame(view[start:start + wire.STREAM_CHUNK]))
 
     def close(self, meta: dict | None = None) -> None:
         if not self.closed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import imaplib
 import inspect
+import logging
 
 import imapclient.imapclient as _imapclient_module
 from imapclient import IMAPClient
@@ -23,7 +24,7 @@ CLASS_NAMES = {
 # Set in the class's methods (`self.<name> = ...`), so only the source shows them.
 INSTANCE_NAMES = {
     IMAPClient: ("_imap", "_idle_tag", "_cached_capabilities", "_timeout"),
-    imaplib.IMAP4: ("tagged_commands", "untagged_responses", "file", "sock", "state"),
+    imaplib.IMAP4: ("tagged_commands", "untagged_responses", "file", "sock", "state", "debug"),
 }
 MODULE_NAMES = {
     _imapclient_module: ("parse_fetch_response", "SocketTimeout"),
@@ -68,6 +69,18 @@ def install_fetch_parser(parse) -> bool:
 
 
 # -- connection setup --------------------------------------------------------------------------
+def quiet_imaplib(client) -> None:
+    """Undo imapclient's `_imap.debug = 5` unless its imaplib logger would print the messages.
+
+    At level 5 imaplib formats `%r` of every response it stores and hands back, literals
+    included, for a logger that then drops it: a repr of each message body a FETCH returns,
+    twice (57 % of the sidecar's CPU while it streams a 28 MB message, and part of every
+    details/text read). The level is read at connect: turning that logger to DEBUG later
+    shows the messages of connections made after it."""
+    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+        client._imap.debug = 0
+
+
 def raw_socket(client):
     """The socket imaplib reads from (client.socket() is the same object, but may be wrapped)."""
     return client._imap.sock

@@ -44,3 +44,23 @@ def test_notify_is_a_known_imaplib_command():
     import imaplib
 
     assert imaplib.Commands["NOTIFY"] == ("AUTH", "SELECTED")
+
+
+def test_imaplib_stops_formatting_messages_nobody_logs():
+    import logging
+    import types
+
+    # what imapclient leaves on every connection: level 5, each response repr'd for its logger
+    client = types.SimpleNamespace(_imap=types.SimpleNamespace(debug=5))
+    logger = logging.getLogger("imapclient.imaplib")
+    before = logger.level
+    try:
+        logger.setLevel(logging.INFO)
+        compat.quiet_imaplib(client)
+        assert client._imap.debug == 0
+        client._imap.debug = 5
+        logger.setLevel(logging.DEBUG)
+        compat.quiet_imaplib(client)
+        assert client._imap.debug == 5   # someone asked for imaplib's lines: keep them
+    finally:
+        logger.setLevel(before)
