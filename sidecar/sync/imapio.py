@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import imaplib
+import re
 
 from imapclient import imap_utf7
 from imapclient.response_parser import parse_fetch_response, parse_response
@@ -128,9 +129,53 @@ def status_dict(items) -> dict:
     return out
 
 
+# The plain forms of LIST and STATUS lines, parsed without imapclient's lexer (which is most of
+# an idle account's sweep CPU): flags, a one-character or NIL delimiter, a quoted or atom name;
+# anything else (literals, extended data, numeric or NIL atoms) takes the lexer.
+_QUOTED = rb'"((?:[^"\\]|\\["\\])*)"'
+_ATOM = rb'([^\s"(){}%*\\\]]+)'
+_LIST_LINE = re.compile(rb'\(([^()"{}]*)\) (?:"([^"\\])"|NIL) (?:' + _QUOTED + rb'|' + _ATOM + rb')')
+_STATUS_LINE = re.compile(rb'(?:' + _QUOTED + rb'|' + _ATOM + rb') \(([A-Za-z0-9 ]*)\)')
+_UNESCAPE = re.compile(rb'\\(["\\])')
+
+
+def _plain_name(quoted, atom):
+    """The name from a fast match, or None when the lexer must decide (numeric or NIL atoms)."""
+    if quoted is not None:
+        return _UNESCAPE.sub(rb"\1", quoted)
+    if atom.isdigit() or atom.upper() == b"NIL":
+        return None
+    return atom
+
+
+def fast_list_row(line) -> tuple | None:
+    """One plain LIST line -> (flags, delimiter, name) as parse_response gives them, else None."""
+    m = _LIST_LINE.fullmatch(line) if isinstance(line, bytes) else None
+    if m is None:
+        return None
+    name = _plain_name(m.group(3), m.group(4))
+    if name is None or not name.isascii():
+        return None
+    return tuple(m.group(1).split()), m.group(2), name
+
+
+def fast_status(line) -> tuple | None:
+    """One plain STATUS line -> (name, {ITEM: int}), else None."""
+    m = _STATUS_LINE.fullmatch(line) if isinstance(line, bytes) else None
+    if m is None:
+        return None
+    name, items = _plain_name(m.group(1), m.group(2)), m.group(3).split()
+    if name is None or len(items) % 2 or not all(v.isdigit() for v in items[1::2]):
+        return None
+    return name, {k.decode().upper(): int(v) for k, v in zip(items[::2], items[1::2])}
+
+
 def parse_status_line(line, known=()) -> tuple[str, dict] | None:
     """b'Work (MESSAGES 3 UIDNEXT 5)' (or imaplib's literal parts of it) -> ("Work", {...})."""
     parts = line if isinstance(line, list) else [line if isinstance(line, bytes) else line.encode()]
+    fast = fast_status(parts[0]) if len(parts) == 1 else None
+    if fast is not None:
+        return push_path(fast[0], known), fast[1]
     try:
         parsed = parse_response(parts)
     except Exception:
@@ -179,6 +224,10 @@ def list_rows(lines) -> list[tuple]:
     mixed in (decoded non-ASCII name, OLDNAME data) must not shift or break the real rows."""
     rows = []
     for parts in responses.regroup([x for x in lines or () if x is not None]):
+        row = fast_list_row(parts[0]) if len(parts) == 1 else None
+        if row is not None:
+            rows.append(row)   # a plain line names its folder in ASCII: a real LIST answer
+            continue
         try:
             row = parse_response(parts)
         except Exception:
