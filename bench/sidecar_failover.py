@@ -104,19 +104,27 @@ def script_calls(url: str, db: int, seconds: float) -> tuple[dict, int]:
 
 
 def gaps(sampler, users, reps, start, end) -> dict[str, float]:
-    """Per account: the longest stretch in [start, end] without a session from a running replica."""
+    """Per account: the longest stretch in [start, end] without a session from a running
+    replica: from the last sample that saw one to the next that did, when a sample in between
+    saw none (two samples in a row that both saw one are no gap, however far apart)."""
     by_pid = reps.by_pid()
     last_seen = {u: start for u in users}
+    missed = dict.fromkeys(users, False)
     worst = dict.fromkeys(users, 0.0)
     for s in sampler.samples:
         if s.t < start or s.t > end:
             continue
         for u in users:
-            if served(s, u, by_pid):
+            if not served(s, u, by_pid):
+                missed[u] = True
+            elif missed[u]:
                 worst[u] = max(worst[u], s.t - last_seen[u])
+                last_seen[u], missed[u] = s.t, False
+            else:
                 last_seen[u] = s.t
     for u in users:
-        worst[u] = max(worst[u], end - last_seen[u])
+        if missed[u]:
+            worst[u] = max(worst[u], end - last_seen[u])
     return worst
 
 
