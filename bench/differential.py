@@ -8,17 +8,20 @@ differential.py) makes random changes with a direct IMAP client (sidecar killed 
 1/2, Dovecot restarted at 3/4), then replays the webhooks and the feed over the initial state and
 compares with the server: missed / spurious / flag mismatches / order violations, change-to-
 webhook latency, time to settle after the last change. --idle registers N quiet accounts and
-reports the CPU the sidecar and Dovecot spend on them per account (sweeps only).
+reports the CPU the sidecar and Dovecot spend on them per account (sweeps only) and the Redis
+commands per second on the run's DB, each net of the same stack without accounts.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +61,41 @@ def group_pids(pgid: int) -> list[int]:
     return out
 
 
-def idle_cost(api, stack, dovecot, receiver, count: int, seconds: float) -> dict:
+def redis_ops(url: str, db: int, seconds: float) -> tuple[float, dict]:
+    """-> (commands per second on `db`, the five most frequent commands and keys' first
+    segment per second). MONITOR, counted by the server's timestamps, so a reader that lags
+    behind the shared server's other traffic still counts the right window."""
+    conn = redis_lib.Redis.from_url(url)
+    count, start, kinds = 0, time.time(), Counter()
+    with conn.monitor() as mon:
+        while True:
+            cmd = mon.next_command()
+            if cmd["time"] > start + seconds:
+                break
+            if cmd["time"] >= start and int(cmd["db"]) == db:
+                count += 1
+                words = cmd["command"].split()
+                key = words[1].split(":")[0:2] if len(words) > 1 else []
+                kinds[" ".join([words[0].upper(), ":".join(key)])] += 1
+    return count / seconds, {k: round(v / seconds, 2) for k, v in kinds.most_common(5)}
+
+
+def cpu_window(stack, dovecot, seconds: float) -> tuple[float, float, float]:
+    """-> (sidecar CPU s, Dovecot CPU s, wall s) over `seconds`."""
+    side = group_pids(stack.procs["sidecar"].pid)
+    s0, d0, t0 = cpu_seconds(side), cpu_seconds(group_pids(dovecot.proc.pid)), time.time()
+    time.sleep(seconds)
+    s1, d1 = cpu_seconds(side), cpu_seconds(group_pids(dovecot.proc.pid))
+    return s1 - s0, d1 - d0, time.time() - t0
+
+
+def idle_cost(api, stack, dovecot, receiver, count: int, seconds: float, url: str,
+              db: int) -> dict:
+    # The same stack with no account first: what it costs anyway (heartbeats, reconciles,
+    # the worker's broker polling), subtracted below.
+    time.sleep(10)   # the processes' own start-up work done
+    base_side, base_dove, base_wall = cpu_window(stack, dovecot, min(seconds, 30.0))
+    base_ops, _ = redis_ops(url, db, 15.0)
     users = []
     for i in range(count):
         user = f"idle{i}x{time.time_ns() % 10**6}"
@@ -68,21 +105,27 @@ def idle_cost(api, stack, dovecot, receiver, count: int, seconds: float) -> dict
             client.create_folder(folder)
         client.logout()
         payload = dovecot.account_payload(user, user, "pw12345", webhooks=receiver.url("idle"))
-        assert api.post("/v1/account", json=payload).status_code == 200
+        resp = api.post("/v1/account", json=payload)
+        assert resp.status_code == 200, resp.text
         users.append(user)
     for user in users:
         stack.wait_state(user, "connected", timeout=120)
     time.sleep(5)   # first passes done
-    side = group_pids(stack.procs["sidecar"].pid)
-    dove = group_pids(dovecot.proc.pid)
-    s0, d0, t0 = cpu_seconds(side), cpu_seconds(group_pids(dovecot.proc.pid)), time.time()
-    time.sleep(seconds)
-    dove = group_pids(dovecot.proc.pid)
-    s1, d1, t1 = cpu_seconds(side), cpu_seconds(dove), time.time()
-    wall = t1 - t0
+    side, dove, wall = cpu_window(stack, dovecot, seconds)
+    ops, top = redis_ops(url, db, 15.0)
+    net_side = side / wall - base_side / base_wall
+    net_dove = dove / wall - base_dove / base_wall
     return {"accounts": count, "seconds": round(wall, 1),
-            "sidecarCpuPerAccount_ms_per_s": round((s1 - s0) / wall / count * 1000, 3),
-            "dovecotCpuPerAccount_ms_per_s": round((d1 - d0) / wall / count * 1000, 3)}
+            "sidecarCpu_ms_per_s": round(side / wall * 1000, 1),
+            "dovecotCpu_ms_per_s": round(dove / wall * 1000, 1),
+            "noAccounts": {"sidecarCpu_ms_per_s": round(base_side / base_wall * 1000, 1),
+                           "dovecotCpu_ms_per_s": round(base_dove / base_wall * 1000, 1),
+                           "redisOps_per_s": round(base_ops, 1)},
+            "sidecarCpuPerAccount_ms_per_s": round(net_side / count * 1000, 3),
+            "dovecotCpuPerAccount_ms_per_s": round(net_dove / count * 1000, 3),
+            "redisOps_per_s": round(ops, 1),
+            "redisOpsPerAccount_per_s": round((ops - base_ops) / count, 3),
+            "redisTop_per_s": top}
 
 
 def main() -> int:
@@ -101,14 +144,17 @@ def main() -> int:
     os.chmod(tmp, 0o755)
     dovecot = Dovecot(tmp / "dovecot", many_connections=bool(args.idle)).start()
     receiver = Receiver().start()
-    env = {"COMMAND_TIMEOUT": "10s", "EVENTS_MAXLEN": "200000", "LOG_LEVEL": "info"}
+    # a key of its own: the run's fresh DB must not race the processes over generating one
+    env = {"COMMAND_TIMEOUT": "10s", "EVENTS_MAXLEN": "200000", "LOG_LEVEL": "info",
+           "ENCRYPTION_KEY": secrets.token_hex(32)}
     if args.sweep:
         env["STATUS_SWEEP"] = args.sweep
     stack = Stack(url, env=env, log_dir=tmp / "logs").start()
     api = ApiSession(stack.api_url)
     try:
         if args.idle:
-            print(json.dumps(idle_cost(api, stack, dovecot, receiver, args.idle, args.seconds)))
+            print(json.dumps(idle_cost(api, stack, dovecot, receiver, args.idle, args.seconds,
+                                       url, args.db)))
         else:
             result = D.run(api=api, stack=stack, dovecot=dovecot, receiver=receiver,
                            seed=args.seed, ops=args.ops, disrupt=not args.no_disrupt,
