@@ -1,4 +1,4 @@
-"""Command server: BRPOP wire.Commands for this sidecar, run ops in the pool, RPUSH one Reply each."""
+"""Command server: BRPOP wire.Commands for this sidecar, run ops on pool threads, RPUSH one Reply each."""
 from __future__ import annotations
 
 import logging
@@ -22,34 +22,56 @@ class CommandServer:
         self.find_account = find_account
         self.ops = load_all()
         self.queue_key = keys.sidecar_commands(runtime.sid)
-        self._thread = threading.Thread(target=self._run, name="command-server", daemon=True)
+        self._stopped = threading.Event()
 
     def start(self):
-        self._thread.start()
+        self.runtime.pool.submit(self._listen)
 
     def join(self, timeout: float):
-        self._thread.join(timeout)
+        self._stopped.wait(timeout)
 
-    def _run(self):
+    def _listen(self):
+        """BRPOP on a pool thread; the thread that takes a command hands the listening to
+        another pool thread, then runs the command itself. A listener that passed every
+        command on to the pool put a second thread wake-up on each request's path (several
+        ms on a loaded machine). One pool thread is always the listener."""
         redis, stopping = self.runtime.redis, self.runtime.stopping
-        while not stopping.is_set():
-            try:
-                got = redis.brpop([self.queue_key], timeout=1)
-            except Exception as exc:
-                log.warning("command queue read failed: %s", exc)
-                stopping.wait(1)
-                continue
-            if got is None:
-                continue
-            try:
-                command = wire.Command.loads(got[1])
-            except (ValueError, TypeError) as exc:
-                log.warning("dropping malformed command: %s", exc)
-                continue
-            if command.expired():
-                log.info("dropping expired command %s %s", command.op, command.id)
-                continue
-            self.runtime.pool.submit(self.execute, command)
+        handed = False
+        try:
+            while not stopping.is_set():
+                command = self._take(redis, stopping)
+                if command is not None:
+                    self.runtime.pool.submit(self._listen)
+                    handed = True
+                    self.execute(command)
+                    return
+        finally:
+            if not handed:
+                if stopping.is_set():
+                    self._stopped.set()
+                else:   # an unexpected error ended this listener: there must always be one
+                    stopping.wait(1)
+                    self.runtime.pool.submit(self._listen)
+
+    def _take(self, redis, stopping) -> wire.Command | None:
+        """The next live command, or None after a quiet second (or a dropped command)."""
+        try:
+            got = redis.brpop([self.queue_key], timeout=1)
+        except Exception as exc:
+            log.warning("command queue read failed: %s", exc)
+            stopping.wait(1)
+            return None
+        if got is None:
+            return None
+        try:
+            command = wire.Command.loads(got[1])
+        except (ValueError, TypeError) as exc:
+            log.warning("dropping malformed command: %s", exc)
+            return None
+        if command.expired():
+            log.info("dropping expired command %s %s", command.op, command.id)
+            return None
+        return command
 
     def send(self, reply: wire.Reply) -> None:
         rpc.send_reply(self.runtime.redis, reply)

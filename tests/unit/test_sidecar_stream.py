@@ -97,3 +97,46 @@ def test_unexpected_exception_is_500_json_and_unknown_account_503(r):
     assert reply.error["status"] == 503 and reply.error["code"] == "IMAPUnavailable"
     _, reply, _ = _run(server, r, "no.such.op", {})
     assert reply.error["status"] == 400
+
+
+@op("test.block")
+def _block_op(ctx, seconds: float):
+    time.sleep(seconds)
+    return {"slept": seconds}
+
+
+def test_listener_hands_over_so_a_slow_op_does_not_hold_up_the_next_command(r):
+    from sidecar.pool import Pool
+
+    pool = Pool(3, name="listen-test")
+    stopping = threading.Event()
+    account = types.SimpleNamespace(id="acct", stopped=False,
+                                    session=types.SimpleNamespace(registry=None))
+    runtime = Runtime(sid=f"unit-{os.getpid()}", redis=r, settings=None, pool=pool, ramp=None,
+                      reactor=None, hooks=None, stopping=stopping)
+    server = CommandServer(runtime, {"acct": account}.get)
+    server.ops = dict(OPS)
+    r.delete(server.queue_key)
+    server.start()
+    try:
+        slow = wire.Command(account="acct", op="test.block", args={"seconds": 2},
+                            deadline=time.time() + 30)
+        quick = [wire.Command(account="acct", op="test.block", args={"seconds": 0},
+                              deadline=time.time() + 30) for _ in range(3)]
+        r.lpush(server.queue_key, slow.dumps())
+        time.sleep(0.2)
+        started = time.monotonic()
+        for command in quick:
+            r.lpush(server.queue_key, command.dumps())
+        for command in quick:   # answered one after another while the slow op still runs
+            got = r.blpop([keys.reply(command.id)], timeout=5)
+            assert got is not None and wire.Reply.loads(got[1]).result == {"slept": 0}
+        assert time.monotonic() - started < 1.5
+        got = r.blpop([keys.reply(slow.id)], timeout=5)
+        assert got is not None and wire.Reply.loads(got[1]).result == {"slept": 2}
+    finally:
+        stopping.set()
+        server.join(3)
+        assert server._stopped.is_set()   # the listener noticed and left
+        pool.shutdown()
+        r.delete(server.queue_key)
