@@ -10,6 +10,8 @@ from .api_helpers import app, client  # noqa: F401  (fixtures)
 def test_sidecars_lists_replicas_with_leases_and_liveness(client, redis):
     for name in ("sc-a1", "sc-a2", "sc-b1"):
         redis.sadd(keys.ACCOUNTS, name)
+        # a lease is only granted to an account that has a record (deleted ones get none)
+        redis.hset(keys.account(name), mapping={"account": name, "state": "init"})
     keeper = LeaseKeeper(redis, "sc-a", 10, on_lost=lambda names: None,
                          info=lambda: {"accounts": 2, "connected": 1, "connecting": 1})
     keeper.acquire(["sc-a1", "sc-a2"])
