@@ -265,6 +265,14 @@ class SyncEngine(SyncHooks):
                     except Exception as exc:
                         if is_connection_error(exc):
                             raise
+                        if _nonexistent(exc):
+                            # listed, but STATUS says it does not exist: the session's folder
+                            # list is stale (Dovecot after renames): the same cure as a SELECT
+                            # saying so (LIST again now; still listed -> a new session)
+                            ctx.stale.add(path)
+                            ctx.sweep_at = 0.0
+                            log.info("%s: STATUS %r: does not exist: listing folders again",
+                                     account, path)
                         complete = False
                         continue
                 if not notify.status_moved(known.get(path), st):
