@@ -43,10 +43,16 @@ def ensure_base() -> str:
         return BASE
     CACHE.mkdir(parents=True, exist_ok=True)
     tarball = CACHE / "bookworm-python3.tar"
+    if tarball.is_dir():
+        # left by an older version of this helper: mmdebstrap guessed the format from the
+        # ".partial" suffix and wrote a directory, which podman import refuses
+        shutil.rmtree(tarball)
     if not tarball.exists():
         partial = tarball.with_suffix(".partial")
-        run("mmdebstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-            "bookworm", str(partial))
+        if partial.is_dir():
+            shutil.rmtree(partial)
+        run("mmdebstrap", "--variant=minbase", "--format=tar",
+            "--include=python3,python3-venv,ca-certificates", "bookworm", str(partial))
         partial.rename(tarball)
     run("podman", "import", str(tarball), BASE)
     return BASE
