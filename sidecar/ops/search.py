@@ -69,9 +69,13 @@ def build_criteria(search: dict, capabilities=()) -> list:
                     fields=[{"key": "search.modseq", "message": "Needs CONDSTORE on the server"}])
             criteria += ["MODSEQ", value]
         elif key in ("emailId", "threadId"):
-            if "OBJECTID" in capabilities:
-                criteria += [key[:-2].upper() + "ID", str(value)]
-            # without OBJECTID the server cannot filter on it: the key is dropped, as documented
+            if "OBJECTID" not in capabilities:
+                # the original drops the key and so matches every message (a delete by emailId
+                # would hit the whole folder); our X-GUID-based emailId is not searchable either
+                raise errors.BadRequest(
+                    "The server does not support OBJECTID", code="NotSupported",
+                    fields=[{"key": f"search.{key}", "message": "Needs OBJECTID on the server"}])
+            criteria += [key[:-2].upper() + "ID", str(value)]
         elif key == "header":
             if not isinstance(value, dict):
                 raise _bad(key, "Must be an object {name: value}")

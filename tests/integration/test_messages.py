@@ -394,3 +394,14 @@ def test_search_non_ascii_in_decoded_headers_and_bodies(api, corpus_account):
     assert items["cyrillic_1251"][0].message_id in found({"text": "кодировке"})
     entry = items["nested_mixed"][1]
     assert found({"header": {"Message-ID": entry["messageId"]}}) == {entry["messageId"]}
+
+
+def test_search_by_email_id_without_objectid_is_a_400_not_every_message(api, corpus_account):
+    # Dovecot 2.3 has no OBJECTID: the original drops the key and matches the whole folder
+    acc, _items = corpus_account
+    resp = api.post(f"/v1/account/{acc.id}/search", params={"path": "INBOX"},
+                    json={"search": {"emailId": "0123456789abcdef"}})
+    assert resp.status_code == 400, resp.text
+    body = resp.json()
+    assert body["code"] == "NotSupported"
+    assert [f["key"] for f in body["fields"]] == ["search.emailId"]

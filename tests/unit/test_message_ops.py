@@ -23,7 +23,9 @@ def test_search_criteria_mapping():
     assert build_criteria({"header": {"X-Flag": True, "List-Id": "dev"}}) == [
         "HEADER", "X-Flag", "", "HEADER", "List-Id", "dev"]
     # without OBJECTID the server can not filter on it: dropped, not sent as a bad command
-    assert build_criteria({"emailId": "M1"}) == ["ALL"]
+    with pytest.raises(errors.BadRequest) as bad:   # never silently "match everything"
+        build_criteria({"threadId": "T1"})
+    assert bad.value.extra["fields"] == [{"key": "search.threadId", "message": "Needs OBJECTID on the server"}]
     assert build_criteria({"emailId": "M1"}, {"OBJECTID"}) == ["EMAILID", "M1"]
 
 
