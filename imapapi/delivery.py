@@ -57,7 +57,7 @@ def backoff(attempt: int) -> float:
 
 def sign(body: bytes, secret: str | None, timestamp: int | str) -> str | None:
     """Hex HMAC-SHA256 over "<timestamp>.<raw body>": the receiver checks both, so a captured
-    delivery cannot be replayed later (docs/webhooks.md has the check in Python)."""
+    delivery cannot be replayed later (docs/security.md has the check in Python)."""
     if not secret:
         return None
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
