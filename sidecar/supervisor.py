@@ -112,7 +112,11 @@ class Supervisor:
                 self.accounts.pop(account_id)   # stopped itself (fenced): take it afresh
             current = set(self.accounts)
             self._wanted = set()
-            self._moving = current - mine
+            # deleted (no longer a member): released at once, there is no next holder to pace
+            # by (pace() would take a sole replica for that holder and keep the account)
+            gone = current - members
+            self._moving = current - mine - gone
+        self._hand_over(sorted(gone))
         self.pace(live)
         self._take(sorted(mine - current))
         names = sorted(mine & current)
