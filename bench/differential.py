@@ -161,7 +161,7 @@ def main() -> int:
                            settle=300.0, log=lambda *a: None)
             keep = ("ops", "opsDone", "feed", "webhooks", "orderViolations", "duplicates",
                     "feedAnomalies", "webhookAnomalies", "events", "webhookEvents",
-                    "settleSeconds", "latency")
+                    "settleSeconds", "latency", "breakdown")
             print(json.dumps({k: result[k] for k in keep}, indent=1, default=str))
     finally:
         stack.stop()
