@@ -9,20 +9,17 @@ not POSTed again; memory is one hash field per account whatever the event rate.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import logging
-import os
 import time
-from urllib.parse import urlsplit, urlunsplit
 
-import requests
-
-from . import keys, producer, stats, urlsafety
+from . import keys, producer, stats
 from . import tasknames as T
 from . import webhook_order, webhook_settings
+# re-exported: callers (API, UI, metrics, tests) know them as delivery.*
+from .webhook_http import (ON_DELIVERY, RECENT, RECENT_MAX, USER_AGENT, post,  # noqa: F401
+                           post_detailed, record, recent, run_hooks, safe_url, send_test, sign,
+                           split_auth)
 from .keys import WEBHOOK_DUE as DUE
 from .keys import WEBHOOK_JOBS as JOBS
 from .settings import get_settings
@@ -40,11 +37,6 @@ MAX_BACKOFF = 300.0
 PER_TARGET = 8
 BUSY_DELAY = 1.0
 DEAD_MAX = 10000
-USER_AGENT = "imapapi-py/0.1"
-RECENT = keys.WEBHOOK_RECENT
-RECENT_MAX = 200
-# Called with each recorded delivery (the worker's Prometheus metrics register here).
-ON_DELIVERY: list = []
 
 
 busy_key = keys.webhook_busy
@@ -53,116 +45,6 @@ busy_key = keys.webhook_busy
 def backoff(attempt: int) -> float:
     """2, 4, 8 ... capped at 5 min: >= 1 hour of retries takes about 16 attempts."""
     return min(MAX_BACKOFF, 2.0 * 2 ** max(0, attempt - 1))
-
-
-def sign(body: bytes, secret: str | None, timestamp: int | str) -> str | None:
-    """Hex HMAC-SHA256 over "<timestamp>.<raw body>": the receiver checks both, so a captured
-    delivery cannot be replayed later (docs/security.md has the check in Python)."""
-    if not secret:
-        return None
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-
-
-_sessions: dict[bool, "requests.Session"] = {}
-
-
-def _session():
-    # connect-time target check (link-local/metadata always refused, private per setting);
-    # redirects are never followed
-    allow = get_settings().outbound_allow_private
-    if allow not in _sessions:
-        _sessions[allow] = urlsafety.session(allow_private=allow)
-    return _sessions[allow]
-
-
-def split_auth(url: str) -> tuple[str, str | None]:
-    """URL userinfo becomes Basic auth (as the original); -> (url without it, header or None)."""
-    parts = urlsplit(url)
-    if not parts.username:
-        return url, None
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    cred = f"{parts.username}:{parts.password or ''}".encode()
-    return (urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)),
-            "Basic " + base64.b64encode(cred).decode())
-
-
-def post(url: str, body: bytes, event_id: str, secret: str | None, timeout: float):
-    """One POST; -> None on 2xx, else an error string. Never waits longer than the timeouts."""
-    return post_detailed(url, body, event_id, secret, timeout)["error"]
-
-
-def post_detailed(url: str, body: bytes, event_id: str, secret: str | None,
-                  timeout: float) -> dict:
-    """One POST -> {error (None on 2xx), status (None without an answer), seconds, response
-    (the first 500 characters the receiver answered)}."""
-    url, auth = split_auth(url)
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-               "X-IMAPAPI-Event-Id": event_id}
-    timestamp = str(int(time.time()))
-    signature = sign(body, secret, timestamp)
-    if signature:
-        headers["X-IMAPAPI-Timestamp"] = timestamp
-        headers["X-IMAPAPI-Signature"] = signature
-    if auth:
-        headers["Authorization"] = auth
-    started = time.monotonic()
-    try:
-        resp = _session().post(url, data=body, headers=headers, allow_redirects=False,
-                             timeout=(min(3.0, timeout), timeout))
-    except requests.RequestException as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"[:500], "status": None,
-                "seconds": time.monotonic() - started, "response": None}
-    out = {"error": None, "status": resp.status_code, "seconds": time.monotonic() - started,
-           "response": resp.text[:500]}
-    if not 200 <= resp.status_code < 300:
-        out["error"] = f"HTTP {resp.status_code}"
-    return out
-
-
-def safe_url(url: str) -> str:
-    """The URL without its userinfo (what the UI and logs may show)."""
-    return split_auth(url)[0]
-
-
-def record(redis, entry: dict) -> None:
-    """Keep the last RECENT_MAX deliveries for the web UI and count them for /v1/stats."""
-    try:
-        pipe = redis.pipeline(transaction=False)
-        pipe.lpush(RECENT, json.dumps(entry, separators=(",", ":")))
-        pipe.ltrim(RECENT, 0, RECENT_MAX - 1)
-        pipe.execute()
-    except Exception:   # bookkeeping only: never fail a delivery over it
-        pass
-    stats.safe_incr(redis, {"webhooks:success" if entry.get("ok") else "webhooks:fail": 1})
-    for hook in ON_DELIVERY:
-        try:
-            hook(entry)
-        except Exception:   # metrics must not break delivery
-            log.exception("delivery hook failed")
-
-
-def recent(redis, count: int = 50) -> list[dict]:
-    return [json.loads(r) for r in redis.lrange(RECENT, 0, count - 1)]
-
-
-def send_test(redis, url: str | None = None) -> dict:
-    """POST a `test` event to the webhook URL now (no retries) -> what the receiver answered."""
-    url = url or webhook_settings.target(redis, None)
-    if not url:
-        return {"error": "No webhook URL is set", "status": None, "seconds": 0.0,
-                "response": None, "url": None}
-    event = {"id": "test-" + os.urandom(8).hex(), "account": None, "event": "test",
-             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-             "data": {"message": "Test webhook from IMAP API"}}
-    body = json.dumps(event, separators=(",", ":")).encode()
-    result = post_detailed(url, body, event["id"], webhook_settings.secret(redis),
-                           get_settings().webhook_timeout)
-    result["url"] = safe_url(url)
-    result["id"] = event["id"]
-    return result
 
 
 # Drop the job's bookkeeping; after a success move the account's delivered-up-to cursor (never
@@ -243,13 +125,16 @@ def deliver_event(redis, event_id: str | None, *, account: str | None = None,
             redis.zrem(DUE, event_id)   # a lease left behind by a wake-up that lost a race
             return "gone", 0.0
         return attempt_one(redis, event_id, now=now) if event_id else ("gone", 0.0)
-    return webhook_order.drain(redis, account, lambda eid: attempt_one(redis, eid, now=now),
-                               timeout=get_settings().webhook_timeout, lease=DELIVERY_LEASE,
-                               now=time.time)
+    run = Run(redis, account, now=now)
+    try:
+        return webhook_order.drain(redis, account, run, now=time.time)
+    finally:
+        run.flush()
 
 
 def attempt_one(redis, event_id: str, *, now: float | None = None) -> tuple[str, float]:
-    """One delivery attempt of one event -> (outcome, countdown for a retry)."""
+    """One delivery attempt of one event without an account queue -> (outcome, countdown for
+    a retry); an account's events go through webhook_run.Run."""
     raw = redis.hget(JOBS, event_id)
     if raw is None:
         return "gone", 0.0
@@ -292,6 +177,13 @@ def attempt_one(redis, event_id: str, *, now: float | None = None) -> tuple[str,
     if error is None:
         _finish(redis, event_id, sent=True, event=event)
         return "sent", 0.0
+    return failed(redis, event_id, job, url, error, now)
+
+
+def failed(redis, event_id: str, job: dict, url: str, error: str,
+           now: float) -> tuple[str, float]:
+    """A failed POST: ("retry", countdown) within the retry window, else ("dead", 0) with the
+    job moved to the dead letters."""
     attempt = redis.hincrby(ATTEMPTS, event_id, 1)
     redis.hsetnx(FIRST_FAIL, event_id, now)
     first = float(redis.hget(FIRST_FAIL, event_id) or now)
@@ -369,3 +261,124 @@ def enqueue(event_ids) -> None:
     """Wake a worker per event (the sidecar calls this right after its commit)."""
     for event_id in event_ids:
         producer.send(T.WEBHOOK_DELIVER, {"event_id": event_id})
+
+
+class Run:
+    """run.prefetch / run.attempt for webhook_order.drain.
+
+    Per batch of queue heads (webhook_order.BATCH): their jobs, the account's delivered-up-to
+    cursor and record, the receiver URL, the event filter and the secret in a few round trips
+    (a settings change applies from the next batch, within ~BATCH events). Per event: the
+    receiver slot, the POST, then one MULTI with the job's bookkeeping, the cursor, the queue
+    pop and the next head's lease, the slot release, the delivery log and an account check (a
+    delete stops the drain after the POST in flight, as a per-event check did). Was ~14 round
+    trips per event (bench/webhook_drain.py)."""
+
+    def __init__(self, redis, account: str, *, now: float | None = None):
+        self.redis, self.account = redis, account
+        self.fixed_now = now
+        self.jobs: dict = {}
+        self.cursor = 0
+        self.exists = True
+        self.url: str | None = None
+        self.secret: str | None = None
+        self.wanted = None
+        self.counts = {"webhooks:success": 0, "webhooks:fail": 0}
+        self.timeout = get_settings().webhook_timeout
+
+    def prefetch(self, heads: list[str]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(JOBS, heads)
+        pipe.hget(keys.WEBHOOK_DONE, self.account)
+        pipe.exists(keys.account(self.account))
+        raw, cursor, exists = pipe.execute()
+        self.jobs = dict(zip(heads, raw))
+        self.cursor, self.exists = int(cursor or 0), bool(exists)
+        # read at delivery time (per batch): settings may have changed since the commit
+        self.url = webhook_settings.target(self.redis, self.account)
+        self.wanted = webhook_settings.get_all(self.redis, ["webhookEvents"])["webhookEvents"]
+        self.secret = webhook_settings.secret(self.redis)
+        self.flush()
+
+    def attempt(self, head: str) -> tuple[str, float]:
+        if head not in self.jobs:      # not among the prefetched heads: read it alone
+            self.jobs[head] = self.redis.hget(JOBS, head)
+        raw = self.jobs.pop(head)
+        if raw is None:                # finished meanwhile (a dead letter resent and sent)
+            self._done(head)
+            return "gone", 0.0
+        job = json.loads(raw)
+        event = job["event"]
+        seq = event.get("seq")
+        # at or below the cursor: already POSTed with success (a re-registered job, a
+        # redelivered task); a resent dead letter is older than the cursor on purpose and goes out
+        if isinstance(seq, int) and not job.get("resend") and seq <= self.cursor:
+            self._done(head)
+            return "duplicate", 0.0
+        if not self.exists or not self.url or not webhook_settings.event_allowed(
+                self.wanted, event.get("event", "")):
+            self._done(head)
+            return "dropped", 0.0
+        url = self.url
+        busy = busy_key(url)
+        slot = f"{head}:{time.time_ns()}"
+        if not self.redis.eval(_ACQUIRE, 1, busy, slot, time.time(), self.timeout + 5,
+                               PER_TARGET):
+            self.redis.zadd(DUE, {head: time.time() + BUSY_DELAY + DELIVERY_LEASE})
+            return "busy", BUSY_DELAY
+        try:
+            body = json.dumps(event, separators=(",", ":")).encode()
+            result = post_detailed(url, body, head, self.secret, self.timeout)
+        except BaseException:
+            self.redis.zrem(busy, slot)
+            raise
+        error = result["error"]
+        entry = {"id": head, "account": self.account, "event": event.get("event"),
+                 "url": safe_url(url), "ok": error is None, "status": result["status"],
+                 "ms": round(result["seconds"] * 1000, 1), "error": error, "at": time.time()}
+        run_hooks(entry)
+        if error is None:
+            self.counts["webhooks:success"] += 1
+            self._done(head, seq=seq, slot=(busy, slot), entry=entry)
+            if isinstance(seq, int):
+                self.cursor = max(self.cursor, seq)
+            return "sent", 0.0
+        self.counts["webhooks:fail"] += 1
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrem(busy, slot)
+        _log(pipe, entry)
+        pipe.execute()
+        self.flush()
+        outcome = failed(self.redis, head, job, url, error, self.fixed_now or time.time())
+        if outcome[0] == "dead":   # dead_letter finished the job; the next head gets a lease
+            self.redis.eval(webhook_order.POP, 2, keys.webhook_queue(self.account), DUE, head,
+                            time.time() + DELIVERY_LEASE)
+        return outcome
+
+    def _done(self, head: str, *, seq=None, slot=None, entry=None) -> None:
+        """A final outcome: bookkeeping, cursor (after a success), pop, lease, log: one MULTI."""
+        pipe = self.redis.pipeline(transaction=True)
+        mark = str(int(seq)) if isinstance(seq, int) and slot else ""
+        pipe.eval(_FINISH, 6, JOBS, DUE, ATTEMPTS, FIRST_FAIL, DONE, keys.account(self.account),
+                  head, self.account, mark)
+        pipe.eval(webhook_order.POP, 2, keys.webhook_queue(self.account), DUE, head,
+                  time.time() + DELIVERY_LEASE)
+        if slot:
+            pipe.zrem(*slot)
+        if entry:
+            _log(pipe, entry)
+        pipe.exists(keys.account(self.account))
+        self.exists = bool(pipe.execute()[-1])
+
+    def flush(self) -> None:
+        """Delivery counts for /v1/stats, once per batch instead of per event."""
+        counts = {k: v for k, v in self.counts.items() if v}
+        if counts:
+            stats.safe_incr(self.redis, counts)
+            self.counts = dict.fromkeys(self.counts, 0)
+
+
+def _log(pipe, entry: dict) -> None:
+    # the web UI's list of the last deliveries (recent)
+    pipe.lpush(RECENT, json.dumps(entry, separators=(",", ":")))
+    pipe.ltrim(RECENT, 0, RECENT_MAX - 1)

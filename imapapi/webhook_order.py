@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 from . import keys
 from .keys import WEBHOOK_DUE as DUE
 
-DRAIN_EVENTS = 100     # per task run; then the task re-enqueues itself (fair to other accounts)
+BATCH = 50             # queue heads read per round trip (their jobs and the settings with them)
+DRAIN_EVENTS = 5000    # per task run at most, and at most DRAIN_SECONDS: a busy account keeps
+DRAIN_SECONDS = 10.0   # its task while events keep coming, then re-enqueues itself (fair to the
+                       # other accounts in the pool) instead of a new task per 100 events
 LOCK_TTL = 5.0         # renewed every LOCK_TTL/3 while the drainer lives: a killed worker's
                        # account is taken over within seconds, not after a POST timeout
 HOLD = "hold"          # lock value while the head waits for its retry
@@ -37,7 +41,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return redis.call('LLEN', KEYS[2])
 """
 # Done with `id`: drop it from the queue and give the next head a lease (the one due entry).
-_POP = """
+POP = """
 if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then redis.call('LPOP', KEYS[1])
 else redis.call('LREM', KEYS[1], 1, ARGV[1]) end
 local nxt = redis.call('LINDEX', KEYS[1], 0)
@@ -55,8 +59,10 @@ def _s(value):
     return value.decode() if isinstance(value, bytes) else value
 
 
-def drain(redis, account: str, attempt, *, timeout: float, lease: float, now) -> tuple[str, float]:
-    """Deliver the account's queue head by head with attempt(event_id) -> (outcome, countdown).
+def drain(redis, account: str, run, *, now) -> tuple[str, float]:
+    """Deliver the account's queue head by head: run.prefetch(heads) reads what a batch of
+    heads needs, run.attempt(event_id) -> (outcome, countdown) and takes the head off the queue
+    (POP) on every final outcome.
 
     -> (the last attempt's outcome, 0) once the queue is empty; ("more", 0) budget used, call
     again; ("retry"|"busy", seconds) the head waits; ("held", 0) another task is draining
@@ -64,7 +70,7 @@ def drain(redis, account: str, attempt, *, timeout: float, lease: float, now) ->
     lock, queue = keys.webhook_lock(account), keys.webhook_queue(account)
     token = os.urandom(8).hex()
     ttl_ms = int(LOCK_TTL * 1000)
-    outcome, done = "sent", 0
+    outcome, done, until = "sent", 0, time.monotonic() + DRAIN_SECONDS
     while True:
         got = int(redis.eval(_LOCK, 1, lock, token, ttl_ms, HOLD))
         if got == -2:
@@ -82,23 +88,27 @@ def drain(redis, account: str, attempt, *, timeout: float, lease: float, now) ->
         renewer.start()
         try:
             while True:
-                head = _s(redis.lindex(queue, 0))
-                if head is None:
+                # only the lock holder takes heads off the queue, commits only append to it:
+                # the heads read here stay the queue's first ones while we work through them
+                heads = [_s(h) for h in redis.lrange(queue, 0, BATCH - 1)]
+                if not heads:
                     break
-                if done >= DRAIN_EVENTS:
-                    return "more", 0.0
-                outcome, countdown = attempt(head)
-                if outcome == "retry":
-                    # keep the account held until the retry is due (no early retry by a wake-up)
-                    stop.set()
-                    renewer.join(5)
-                    redis.eval(_RENEW, 1, lock, token, HOLD, int(countdown * 1000))
-                    token = HOLD
-                    return outcome, countdown
-                if outcome == "busy":
-                    return outcome, countdown
-                redis.eval(_POP, 2, queue, DUE, head, now() + lease)
-                done += 1
+                run.prefetch(heads)
+                for head in heads:
+                    if done >= DRAIN_EVENTS or time.monotonic() >= until:
+                        return "more", 0.0
+                    outcome, countdown = run.attempt(head)
+                    if outcome == "retry":
+                        # keep the account held until the retry is due (no early retry by a
+                        # wake-up)
+                        stop.set()
+                        renewer.join(5)
+                        redis.eval(_RENEW, 1, lock, token, HOLD, int(countdown * 1000))
+                        token = HOLD
+                        return outcome, countdown
+                    if outcome == "busy":
+                        return outcome, countdown
+                    done += 1
         finally:
             stop.set()
             renewer.join(5)
