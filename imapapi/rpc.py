@@ -83,7 +83,11 @@ def enqueue(redis, account: str, op: str, args: dict | None = None, *, timeout: 
 
 def wait(redis, command_id: str, *, timeout: float) -> Reply:
     """Await the one Reply to a command; GatewayTimeout when the deadline passes."""
-    got = redis.blpop([keys.reply(command_id)], timeout=max(timeout, 0.01))
+    return reply_of(redis.blpop([keys.reply(command_id)], timeout=max(timeout, 0.01)))
+
+
+def reply_of(got) -> Reply:
+    """What a BLPOP on a reply key answered -> the Reply (GatewayTimeout when nothing came)."""
     if got is None:
         raise errors.GatewayTimeout()
     reply = Reply.loads(got[1])
@@ -146,5 +150,5 @@ def envelope(fn, *args, **kwargs) -> dict:
         return {"ok": False, "error": exc.to_dict()}
 
 
-__all__ = ["call", "enqueue", "wait", "send_reply", "result_of", "result", "iter_stream", "envelope", "owner_of", "live_sidecars",
+__all__ = ["call", "enqueue", "wait", "reply_of", "send_reply", "result_of", "result", "iter_stream", "envelope", "owner_of", "live_sidecars",
            "REPLY_TTL", "HEARTBEAT_STALE", "HEARTBEAT_SUSPECT"]
