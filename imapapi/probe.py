@@ -128,15 +128,28 @@ def check_sidecar(live: bool = False) -> tuple[bool, str]:
     return True, f"sidecar {sid} heartbeat {age:.1f}s old"
 
 
-def handover(timeout: float = 25.0) -> tuple[bool, str]:
+# The sidecar leaves ia:sidecars when its drain ends (sidecar.drainBudget at most), after the
+# command server's 2 s join; beyond that the preStop wait would only eat the final LOGOUTs' time.
+HANDOVER_AFTER_DRAIN = 5.0
+
+
+def handover_timeout(settings) -> float:
+    """How long preStop waits for the sidecar to leave ia:sidecars: its drain, then a little."""
+    return settings.sidecar_drain_budget + HANDOVER_AFTER_DRAIN
+
+
+def handover(timeout: float | None = None) -> tuple[bool, str]:
     """The sidecar stops on SIGTERM: LOGOUT, release every account lease, leave ia:sidecars.
-    Waiting for that here keeps the pod in Terminating until the other replicas can take over."""
+    Waiting for that here keeps the pod in Terminating until the other replicas can take over
+    (kubelet's own SIGTERM after this hook would cut the drain short: a second signal)."""
     import redis
 
     from . import keys
     from .settings import load_settings
 
     settings = load_settings([])
+    if timeout is None:
+        timeout = handover_timeout(settings)
     sid = settings.sidecar_id
     if not sid:
         return False, "SIDECAR_ID is not set: cannot tell when this sidecar has left"

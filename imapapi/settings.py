@@ -67,6 +67,10 @@ class Settings:
     sidecar_pool: int = 32
     # Account leases (imapapi.leases): a killed replica's accounts move after at most this.
     sidecar_lease_ttl: float = 10.0
+    # SIGTERM: the accounts are handed over paced for at most this long (sidecar.handover),
+    # then the rest LOGOUT at once. Must fit the stop timeout: the chart sets it from the pod's
+    # terminationGracePeriodSeconds (minus 10 s for the LOGOUTs and the exit).
+    sidecar_drain_budget: float = 18.0
     # Connection setups per sidecar: at most `ramp` at once and `rate` started per second, so a
     # handover of thousands of accounts is no login storm.
     sidecar_connect_ramp: int = 32
@@ -146,6 +150,7 @@ OPTIONS: dict[str, tuple[str, str, str]] = {
     "sidecar.id": ("sidecar_id", "SIDECAR_ID", "str"),
     "sidecar.pool": ("sidecar_pool", "SIDECAR_POOL", "posint"),
     "sidecar.leaseTtl": ("sidecar_lease_ttl", "SIDECAR_LEASE_TTL", "duration"),
+    "sidecar.drainBudget": ("sidecar_drain_budget", "SIDECAR_DRAIN_BUDGET", "duration"),
     "sidecar.connectRamp": ("sidecar_connect_ramp", "SIDECAR_CONNECT_RAMP", "posint"),
     "sidecar.connectRate": ("sidecar_connect_rate", "SIDECAR_CONNECT_RATE", "posint"),
     "imap.loginRate": ("imap_login_rate", "IMAP_LOGIN_RATE", "posint"),

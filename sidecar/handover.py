@@ -4,9 +4,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 
-from imapapi import keys
+from imapapi import keys, leases
 
 log = logging.getLogger(__name__)
 
@@ -16,11 +17,19 @@ log = logging.getLogger(__name__)
 HANDOVER_WINDOW = 8
 # Releases this recent count against a target's window: its `connecting` lags up to a heartbeat.
 RECENT = 1.5
-# SIGTERM: the accounts are handed over paced like this for at most DRAIN_BUDGET seconds, then
-# whatever is left goes at once (LOGOUT, release). The chart's terminationGracePeriodSeconds
-# (30 s) and its preStop wait (25 s) cover this plus the final LOGOUT budget (4 s).
-DRAIN_BUDGET = 18.0
+# SIGTERM: the accounts are handed over paced like this for at most sidecar.drainBudget, then
+# whatever is left goes at once (LOGOUT, release). The chart sets the budget to its
+# terminationGracePeriodSeconds minus 10 s: the preStop wait (imapapi.probe) ends when we
+# leave the heartbeat set, then come the final LOGOUT budget (4 s) and the exit.
 DRAIN_PASS = 0.25
+# Draining, a target gets as few handovers in flight (released, not yet connected there) as
+# moves its share in DRAIN_SLACK of the time left: every one more in flight slows each login
+# there (CPU), and an account's time without a connection is its own login's time.
+DRAIN_WINDOW_MIN = 2
+DRAIN_SLACK = 0.7
+# A handover in flight this long stops counting against its target (its login failed there;
+# that replica retries on its own backoff).
+FLIGHT_MAX = 15.0
 
 
 def weight(sid: str, account: str) -> int:
@@ -73,11 +82,23 @@ def allowance(groups: dict[str, list[str]], busy: dict[str, int],
     return {t: names[:max(0, window - busy.get(t, 0))] for t, names in groups.items()}
 
 
+def drain_window(remaining: int, seconds_left: float, cycle: float) -> int:
+    """Pure: handovers in flight towards one target while draining, by Little's law: enough to
+    move its `remaining` accounts (in flight included) in DRAIN_SLACK of `seconds_left` at
+    `cycle` seconds from release to connected each; at least DRAIN_WINDOW_MIN, at most
+    HANDOVER_WINDOW."""
+    need = math.ceil(remaining * cycle / max(1.0, seconds_left * DRAIN_SLACK))
+    return max(DRAIN_WINDOW_MIN, min(HANDOVER_WINDOW, need))
+
+
 class Pacer:
-    """Remembers what was released to whom lately (a target's info counts it a beat late)."""
+    """Remembers what was released to whom lately (a target's info counts it a beat late) and,
+    draining, which handovers are still in flight."""
 
     def __init__(self):
         self._recent: dict[str, list[tuple[float, int]]] = {}
+        self._flight: dict[str, dict[str, float]] = {}   # target -> {account: released at}
+        self.cycle = 1.0   # seconds from release to connected at the target (moving average)
 
     def busy(self, redis, targets: list[str], now: float) -> dict[str, int]:
         """Setups queued at each target: its heartbeat info plus what we released since."""
@@ -97,11 +118,48 @@ class Pacer:
             if names:
                 self._recent.setdefault(target, []).append((now, len(names)))
 
+    def in_flight(self, redis, now: float) -> dict[str, int]:
+        """Handovers released to each target and not connected there yet. Exact and fresh,
+        unlike the heartbeat's `connecting`: the target holds the lease (RELEASE cleared ours)
+        and its own fenced write has set the record's state to connected."""
+        pending = [(t, a) for t, accts in self._flight.items() for a in accts]
+        if pending:
+            pipe = redis.pipeline(transaction=False)
+            for _t, acct in pending:
+                pipe.hget(keys.LEASES, acct)
+                pipe.hget(keys.account(acct), "state")
+            got = pipe.execute()
+            for i, (target, acct) in enumerate(pending):
+                lease, state = got[2 * i], got[2 * i + 1]
+                since = self._flight[target][acct]
+                holder = leases.parse(lease)[2] if lease is not None else None
+                done = state is None or (holder == target and state == b"connected")
+                if done or now - since > FLIGHT_MAX:
+                    del self._flight[target][acct]
+                if done:
+                    self.cycle = 0.8 * self.cycle + 0.2 * (now - since)
+        return {t: len(accts) for t, accts in self._flight.items()}
 
-def drain(sup, budget: float = DRAIN_BUDGET) -> None:
+    def drain_allowance(self, redis, groups: dict[str, list[str]], now: float,
+                        deadline: float) -> dict[str, list[str]]:
+        """(draining) Per target, the accounts to release now: its drain_window() minus the
+        handovers in flight to it; they count as in flight from now on."""
+        flying = self.in_flight(redis, now)
+        give = {}
+        for target, names in groups.items():
+            busy = flying.get(target, 0)
+            room = drain_window(len(names) + busy, deadline - now, self.cycle) - busy
+            give[target] = names[:max(0, room)]
+            for acct in give[target]:
+                self._flight.setdefault(target, {})[acct] = now
+        return give
+
+
+def drain(sup, budget: float | None = None) -> None:
     """SIGTERM on Supervisor `sup`: say we are leaving (heartbeat info first, then a `left`
     note, so the others stop assigning to us at once), then hand every account over paced by
-    its next holder's queue, connected and serving requests meanwhile. Stops early when no
+    the handovers in flight to its next holder (Pacer.drain_allowance), connected and serving
+    requests meanwhile until its turn. Stops early when no
     other replica can take them; sup.shutdown() then logs out whatever is left."""
     log.info("sidecar %s leaving: handing %d accounts over", sup.sid, len(sup.accounts))
     try:
@@ -110,7 +168,8 @@ def drain(sup, budget: float = DRAIN_BUDGET) -> None:
     except Exception as exc:
         log.warning("could not announce leaving: %s", exc)
         return
-    deadline = time.time() + budget
+    deadline = time.time() + (sup.settings.sidecar_drain_budget if budget is None else budget)
+    sup.drain_until = deadline
     while time.time() < deadline and not sup.stopping.is_set():
         try:
             sup.flush_released()

@@ -57,6 +57,7 @@ class Supervisor:
         self._moving: set[str] = set()       # assigned elsewhere, still ours: paced release
         self._paced_at = 0.0
         self._pacer = handover.Pacer()
+        self.drain_until = 0.0               # (draining) when the paced handover gives up
         self._handing = 0                    # handovers whose LOGOUT/release is still running
         self.leaving = threading.Event()     # SIGTERM: draining (sidecar.handover), then stopping
         self._wake = threading.Event()
@@ -212,9 +213,12 @@ class Supervisor:
             self._moving.difference_update(forget)
         if not groups:
             return
-        give = handover.allowance(groups, self._pacer.busy(self.redis, sorted(groups), now),
-                                  handover.window(len(live), self.leaving.is_set()))
-        self._pacer.sent(give, now)
+        if self.leaving.is_set():
+            give = self._pacer.drain_allowance(self.redis, groups, now, self.drain_until)
+        else:
+            give = handover.allowance(groups, self._pacer.busy(self.redis, sorted(groups), now),
+                                      handover.window(len(live), False))
+            self._pacer.sent(give, now)
         release = [a for names in give.values() for a in names]
         with self._lock:
             self._moving.difference_update(release)

@@ -18,7 +18,7 @@ pytest.importorskip("helm_python")
 CHART_MANAGED = {
     "dbs.redis", "api.host", "api.port", "service.stateDir", "service.secret",
     "service.encryptionKey", "service.keyFile", "api.bootstrapToken", "worker.queues", "worker.concurrency",
-    "sidecar.id", "sidecar.metricsPort", "worker.metricsPort", "metrics.host",
+    "sidecar.id", "sidecar.drainBudget", "sidecar.metricsPort", "worker.metricsPort", "metrics.host",
 }
 
 
@@ -263,6 +263,17 @@ def test_sidecar_probes_and_handover():
     assert sidecar["livenessProbe"]["exec"]["command"] == ["imap-api-probe", "sidecar", "--live"]
     assert sidecar["lifecycle"]["preStop"]["exec"]["command"] == [
         "imap-api-probe", "sidecar", "--handover"]
+
+
+@pytest.mark.parametrize("values, grace, budget", [
+    ({}, 120, "110s"),      # default: ~700 accounts per replica hand over paced
+    ({"sidecar": {"terminationGracePeriodSeconds": 300}}, 300, "290s"),
+    ({"sidecar": {"terminationGracePeriodSeconds": 8}}, 8, "1s"),   # never below 1 s
+], ids=["default", "longer", "floor"])
+def test_sidecar_drain_budget_is_the_grace_period_minus_ten_seconds(values, grace, budget):
+    sts = one(render(values), "StatefulSet", f"{FULL}-sidecar")
+    assert sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == grace
+    assert env_of(containers(sts)[0])["SIDECAR_DRAIN_BUDGET"]["value"] == budget
 
 
 def test_probe_overrides_merge_over_the_defaults():

@@ -42,7 +42,7 @@ RECONNECT_LIMIT = 30.0     # kill -9 or a frozen node: the lease expires, anothe
 # the other replicas, Dovecot, API, worker, this sampler and the mutator), and that every one
 # is held elsewhere once the replica exited.
 SIGTERM_LIMIT = 15.0
-DRAIN_EXIT = 40.0          # sidecar.handover.DRAIN_BUDGET + the final LOGOUT + process exit
+DRAIN_EXIT = 40.0          # sidecar.drainBudget (18 s default) + the final LOGOUT + process exit
 RESUME_LOGOUT = 2.0        # a resumed frozen replica drops its stale sessions within this
 # A handover (release after LOGOUT, the next owner logs in) can show both sessions in one
 # sample: Dovecot reports the old session's end to anvil a moment after the LOGOUT reply.

@@ -90,3 +90,9 @@ def test_api_not_ready_when_redis_is_down(app):
     resp = app.test_client().get("/health/ready")
     assert resp.status_code == 503 and resp.get_json()["redis"] is False
     assert app.test_client().get("/health/live").status_code == 200
+
+
+def test_prestop_waits_out_the_sidecars_drain_budget():
+    # kubelet's SIGTERM after the hook is a second signal: it would cut the drain short
+    assert probe.handover_timeout(Settings(sidecar_drain_budget=110.0)) == 115.0
+    assert probe.handover_timeout(Settings()) == Settings().sidecar_drain_budget + 5.0
