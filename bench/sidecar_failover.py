@@ -9,7 +9,10 @@
 #   - kill -9 of one replica: time until each of its accounts has a session elsewhere
 #   - rolling restart (SIGTERM one by one, a fresh replica each time) while mail arrives:
 #     messageNew events lost (must be 0), duplicated ids, the longest time any account had no
-#     session from a running replica
+#     session from a running replica (sampled), and from Dovecot's log (µs timestamps) each
+#     leaving replica's accounts' logout -> next login, split by bench/handover_gaps.py
+# The replicas drain with the chart's default budget (sidecar.terminationGracePeriodSeconds
+# in charts/imap-api/values.yaml minus 10 s, as the StatefulSet sets SIDECAR_DRAIN_BUDGET).
 from __future__ import annotations
 
 import argparse
@@ -28,12 +31,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import redis as redis_lib  # noqa: E402
+import yaml  # noqa: E402
+from handover_gaps import LOG_TIMESTAMP, LeaseWatch, breakdown, sessions  # noqa: E402
 
 from imapapi import accounts, events, keys, leases  # noqa: E402
 from tests.fixtures.replicas import (Replicas, SessionSampler, raise_inotify_limit,  # noqa: E402
                                      session_dovecot)
 
 APPENDUID = re.compile(rb"APPENDUID \d+ (\d+)")
+
+
+def chart_drain_budget() -> int:
+    """What the chart's StatefulSet sets SIDECAR_DRAIN_BUDGET to with its default values."""
+    values = yaml.safe_load((ROOT / "charts" / "imap-api" / "values.yaml").read_text())
+    return max(1, int(values["sidecar"]["terminationGracePeriodSeconds"]) - 10)
 
 
 def served(sample, user, by_pid, exclude=None) -> bool:
@@ -133,25 +144,29 @@ def main() -> int:
     ap.add_argument("--accounts", type=int, default=2000)
     ap.add_argument("--replicas", type=int, default=4)
     ap.add_argument("--db", type=int, default=8, help="Redis DB (flushed)")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379",
+                    help="Redis server (without the DB); the shared one may have only 16 DBs")
     ap.add_argument("--lease-ttl", default="10s")
     ap.add_argument("--login-rate", type=int, default=50, help="IMAP logins/s per host")
     ap.add_argument("--rest", type=float, default=30, help="seconds measured at rest")
     ap.add_argument("--timeout", type=float, default=900, help="cold start limit (s)")
     ap.add_argument("--sample", type=float, default=0.2, help="session sampling period (s)")
+    ap.add_argument("--drain-budget", type=float, default=chart_drain_budget(),
+                    help="sidecar.drainBudget (s); default: the chart's")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # clean up replicas and Dovecot
 
     raise_inotify_limit(max(8192, 2 * args.accounts))
-    url = f"redis://127.0.0.1:6379/{args.db}"
+    url = f"{args.redis.rstrip('/')}/{args.db}"
     r = redis_lib.Redis.from_url(url)
     r.flushdb()
     root = tempfile.mkdtemp(prefix="imapapi-bench-dovecot-")
     log_dir = tempfile.mkdtemp(prefix="imapapi-bench-replicas-")
     os.environ.setdefault("ENCRYPTION_KEY", "5" * 64)   # sealed secrets, if this build seals them
-    dovecot = session_dovecot(root)
+    dovecot = session_dovecot(root, extra_config=LOG_TIMESTAMP)
     env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "warn", "COMMAND_TIMEOUT": "30s",
            "IMAPAPI_DOTENV": "0", "SIDECAR_LEASE_TTL": args.lease_ttl,
-           "IMAP_LOGIN_RATE": str(args.login_rate),
+           "IMAP_LOGIN_RATE": str(args.login_rate), "SIDECAR_DRAIN_BUDGET": f"{args.drain_budget}s",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     reps = Replicas(env, log_dir, prefix="bench")
     sampler = SessionSampler(str(Path(root) / "dovecot.conf"), dovecot.port,
@@ -179,7 +194,7 @@ def main() -> int:
                 break
             time.sleep(0.5)
         print(f"accounts: {args.accounts} over {args.replicas} replicas (lease {args.lease_ttl}, "
-              f"login rate {args.login_rate}/s per host)")
+              f"login rate {args.login_rate}/s per host, drain budget {args.drain_budget:g} s)")
         print(f"cold start: all connected after {time.time() - t0:.1f} s")
         per = {}
         for owner in lease_owners(r).values():
@@ -218,6 +233,7 @@ def main() -> int:
 
         # -- rolling restart with mail arriving -----------------------------------------------
         appended: list[tuple[str, int]] = []
+        mail_ports: dict[int, list[float]] = {}   # the mailer's own sessions are no sidecar's
         halt = threading.Event()
         rnd = random.Random(7)
 
@@ -228,6 +244,7 @@ def main() -> int:
                 acct = rnd.choice(ids)
                 try:
                     conn = dovecot.client(acct, f"pw{ids.index(acct)}", timeout=10)
+                    mail_ports.setdefault(conn.socket().getsockname()[1], []).append(time.time())
                     try:
                         n += 1
                         res = conn.append("INBOX", message(f"rolling {n}"))
@@ -240,12 +257,16 @@ def main() -> int:
 
         mail = threading.Thread(target=mailer, daemon=True)
         mail.start()
+        watch = LeaseWatch(redis_lib.Redis.from_url(url))
+        watch.start()
+        load = [os.getloadavg()[0]]
         t_roll = time.time()
         terms = []   # (replica, accounts it held, SIGTERM at, exited at)
         for old in list(reps.running()):
             held = {a for a, o in lease_owners(r).items() if o == old.sid}
             t_sig = reps.signal(old, signal.SIGTERM)
-            reps.wait_exit(old, 60)   # it drains: hands its accounts over, then exits
+            reps.wait_exit(old, args.drain_budget + 30)   # it drains, then exits
+            load.append(os.getloadavg()[0])
             terms.append((old, held, t_sig, time.time()))
             reps.start()
             wait_all_served(sampler, users, reps, 120)
@@ -253,6 +274,8 @@ def main() -> int:
         t_end = time.time()
         halt.set()
         mail.join(20)
+        watch.stop()
+        dlog = sessions(str(Path(root) / "dovecot.log"))
         worst = gaps(sampler, users, reps, t_roll, t_end)
         # events: every append exactly one messageNew id (give sync a moment to catch up)
         deadline = time.time() + 60
@@ -271,11 +294,16 @@ def main() -> int:
             if not lost or time.time() > deadline:
                 break
             time.sleep(2)
+        exact = []
         for old, held, t_sig, t_exit in terms:
             # the leaving replica's accounts, from SIGTERM until a while after it exited
             g = sorted(gaps(sampler, held, reps, t_sig, t_exit + 5).values()) or [0.0]
             print(f"  SIGTERM {old.sid}: {len(held)} accounts, exited after {t_exit - t_sig:.1f} s;"
-                  f" their longest time without a connection {g[-1]:.1f} s (p50 {g[len(g) // 2]:.1f} s)")
+                  f" their longest time without a connection {g[-1]:.1f} s (p50 {g[len(g) // 2]:.1f} s;"
+                  f" sampled: an upper bound, up to two sampling intervals more than the gap)")
+            lines, got = breakdown(dlog, watch, held, old.sid, t_sig, mail_ports)
+            exact += got
+            print("\n".join("    " + ln for ln in lines))
         during = [s.t for s in sampler.samples if t_roll <= s.t <= t_end]
         steps = sorted(b - a for a, b in zip(during, during[1:])) or [0.0]
         print(f"  session samples during the restart: {len(during) / max(1e-9, t_end - t_roll):.1f}/s, "
@@ -285,13 +313,20 @@ def main() -> int:
               f"{t_end - t_roll:.0f} s): {len(appended)} messages appended meanwhile, "
               f"{lost} messageNew events lost (must be 0), {dups} changes with several event ids; "
               f"longest time any account was without a connection: {gap_list[-1]:.1f} s "
-              f"(p99 {gap_list[int(len(gap_list) * 0.99)]:.1f} s)")
+              f"(p99 {gap_list[int(len(gap_list) * 0.99)]:.1f} s; sampled, an upper bound)")
+        exact.sort()
+        if exact:
+            print(f"  from Dovecot's log: longest logout -> next login of a leaving replica's account "
+                  f"{exact[-1]:.2f} s (p99 {exact[int(len(exact) * 0.99)]:.2f} s, p50 "
+                  f"{exact[len(exact) // 2]:.2f} s, {len(exact)} handovers)")
+        print(f"load average (1 min) during the restart: {min(load):.1f}-{max(load):.1f}")
         print(f"sampler: {len(sampler.samples)} samples, {sampler.errors} errors; logs in {log_dir}")
         return 0
     finally:
         sampler.stop()
         reps.stop_all()
         dovecot.stop()
+        shutil.copy(Path(root) / "dovecot.log", log_dir)   # for a look at a gap afterwards
         shutil.rmtree(root, ignore_errors=True)
 
 
