@@ -73,7 +73,12 @@ class Reactor:
             else:
                 self._tokens[id(account)] = next(self._token_seq)
         self._ops.append(("disarm", account, None, None, None))
-        self._wake()
+        # Only a watched socket needs the loop now. A timer-only registration (an account
+        # paused between ops: every API op borrows it so) is stale with the new token and the
+        # queued disarm is applied at the loop's next turn: no selector-thread wake-up, and
+        # no GIL hand-off to it, on each op's path.
+        if final or id(account) in self._acct_fd:
+            self._wake()
 
     def watched(self) -> int:
         return len(self._fds)
