@@ -72,6 +72,18 @@ def data_frame(chunk: bytes | memoryview) -> bytes:
     return msgpack.packb([b"d", chunk], use_bin_type=True)
 
 
+# A data frame built in place: the 9-byte msgpack header of [b"d", bin32 of n bytes] (a bin32
+# length is valid msgpack for any n), then the bytes, so a reused buffer becomes a frame with
+# no packing copy (the sidecar reads the IMAP literal straight in behind the header).
+DATA_HEADER = b"\x92\xc4\x01d\xc6"
+DATA_HEADER_SIZE = len(DATA_HEADER) + 4
+
+
+def put_data_header(buffer: bytearray, size: int) -> None:
+    """Write the header for `size` payload bytes that follow it in `buffer`."""
+    buffer[:DATA_HEADER_SIZE] = DATA_HEADER + size.to_bytes(4, "big")
+
+
 def end_frame(meta: dict | None = None) -> bytes:
     return msgpack.packb([b"e", json.dumps(meta or {})], use_bin_type=True)
 

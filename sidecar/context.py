@@ -58,6 +58,14 @@ class StreamWriter:
             self._wait_window()
             self._push(wire.data_frame(view[start:start + wire.STREAM_CHUNK]))
 
+    def write_frame(self, frame) -> None:
+        """Queue one data frame built in place (wire.put_data_header): a memoryview goes to
+        Redis as it is, no copy (redis-py packs memoryview arguments without joining them)."""
+        if self.closed:
+            raise ValueError("stream already closed")
+        self._wait_window()
+        self._push(frame)
+
     def close(self, meta: dict | None = None) -> None:
         if not self.closed:
             self.closed = True

@@ -246,6 +246,15 @@ class Tap:
             self._log("s", self.redactor.literal(bytes(data), "s"))
         return data
 
+    def literal_streamed(self, head: bytes, size: int) -> None:
+        """A literal read past read() (sidecar/imap/literal.py): counted, its start logged."""
+        self.bytes_in += size
+        if SETTINGS.enabled(self.account):
+            text = self.redactor.literal(head, "s")
+            if size > len(head) and "cut]" not in text:
+                text += f"... [literal {size} bytes, cut]"
+            self._log("s", text.replace(f"[literal {len(head)} bytes", f"[literal {size} bytes"))
+
 
 def attach(client, account: str | None, redis, label: str = "") -> Tap | None:
     """Tap a freshly opened connection (before LOGIN, so the login is logged redacted)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import imaplib
 import inspect
 import logging
+from contextlib import contextmanager
 
 import imapclient.imapclient as _imapclient_module
 from imapclient import IMAPClient
@@ -19,12 +20,13 @@ from imapclient import response_parser as _rp
 CLASS_NAMES = {
     IMAPClient: ("_set_read_timeout", "_normalise_folder"),
     imaplib.IMAP4: ("_get_line", "_command", "_command_complete", "_untagged_response",
-                    "_simple_command", "read", "readline", "send", "noop"),
+                    "_simple_command", "read", "readline", "send", "noop", "uid"),
 }
 # Set in the class's methods (`self.<name> = ...`), so only the source shows them.
 INSTANCE_NAMES = {
     IMAPClient: ("_imap", "_idle_tag", "_cached_capabilities", "_timeout"),
-    imaplib.IMAP4: ("tagged_commands", "untagged_responses", "file", "sock", "state", "debug"),
+    imaplib.IMAP4: ("tagged_commands", "untagged_responses", "file", "sock", "state", "debug",
+                    "mo"),
 }
 MODULE_NAMES = {
     _imapclient_module: ("parse_fetch_response", "SocketTimeout"),
@@ -182,3 +184,37 @@ def imaplib_noop(client) -> None:
 def normalise_folder(client, name) -> bytes:
     """A folder name as imapclient sends it in commands (quoting, encoding per folder_encode)."""
     return client._normalise_folder(name)
+
+
+# -- streaming one literal (sidecar/imap/literal.py) --------------------------------------------
+def literal_response(client) -> bytes:
+    """While imaplib reads a literal: the response text before it (`* 3 FETCH (... BODY[] {n}`),
+    the string its last regex match ran on."""
+    match = getattr(client._imap, "mo", None)
+    return match.string if match is not None and isinstance(match.string, bytes) else b""
+
+
+@contextmanager
+def hooked_literal_read(client, hook):
+    """imaplib's literal reads call hook(size, inner) while the block runs; `inner` is the read
+    they would have called (imaplib's, or the protocol tap's wrapper over it)."""
+    imap = client._imap
+    own = "read" in vars(imap)
+    inner = imap.read
+    imap.read = lambda size: hook(size, inner)
+    try:
+        yield
+    finally:
+        if own:
+            imap.read = inner
+        else:
+            del imap.read
+
+
+def uid_command(client, name: str, *args) -> tuple:
+    """imaplib's UID command: (typ, the untagged `name` data), literals read through `read`."""
+    return client._imap.uid(name, *args)
+
+
+def abort_error(message: str) -> Exception:
+    return imaplib.IMAP4.abort(message)

@@ -65,6 +65,13 @@ def open_message(ctx, client, message_id: str, *, readonly: bool = True) -> tupl
     return _open(ctx, client, message_id, readonly, reuse=False)[:3]
 
 
+def open_for_read(ctx, client, message_id: str) -> tuple[int, int, str, bool]:
+    """open_message for a read that may reuse the connection's selected folder (no EXAMINE)
+    -> (mailbox number, uid, path, reused); a miss on a reused folder should select again
+    (selection.forget + open_message) before it is a 404, as open_and_fetch does."""
+    return _open(ctx, client, message_id, True, reuse=True)
+
+
 def open_and_fetch(ctx, client, message_id: str, items) -> tuple[int, int, str, dict]:
     """For single-message reads: open_message + one UID FETCH -> (number, uid, path, entry).
     `items`: a list, or a callable giving it once the folder is selected (objectid.items).
