@@ -1,36 +1,72 @@
 """Turn a streamed task result ({stream, ...}) into a Flask streaming Response."""
 from __future__ import annotations
 
+import errno
+import logging
 import unicodedata
 from urllib.parse import quote
 
 from flask import Response, stream_with_context
+from redis import exceptions as redis_exceptions
 
-from imapapi import rpc
+from imapapi import errors
 from imapapi.settings import get_redis, get_settings
 
+from .frames import iter_frames
+
+log = logging.getLogger("imapapi.api.download")
+
+BACKEND_ERRORS = (redis_exceptions.RedisError, OSError)
 # Frames arrive as the sidecar reads the server; a stall longer than this ends the download.
 FRAME_TIMEOUT_FACTOR = 3
 
 
 def stream_response(result: dict, content_type: str, headers: dict | None = None) -> Response:
     """Read the first frame before answering, so an error found early is still a JSON 4xx/5xx;
-    later errors can only cut the chunked body short (the client sees an incomplete download)."""
-    frames = rpc.iter_stream(get_redis(), result["stream"],
-                             timeout=get_settings().command_timeout * FRAME_TIMEOUT_FACTOR)
-    first = next(frames, None)
+    later errors can only cut the body short (the client sees an incomplete download).
+
+    `length` (the sidecar's exact byte count, when it knows it) goes out as Content-Length:
+    then the server writes each frame as it is, with no chunk framing copied around it."""
+    frames = iter_frames(get_redis(), result["stream"],
+                         timeout=get_settings().command_timeout * FRAME_TIMEOUT_FACTOR)
+    try:
+        first = next(frames, None)
+    except BACKEND_ERRORS as exc:
+        log.error("lost Redis reading a download: %s", describe(exc))
+        raise errors.Unavailable("Task queue (Redis) is not reachable",
+                                 code="ServiceUnavailable") from None
+    length = result.get("length")
 
     def body():
+        sent = 0
         try:
             if first:
+                sent += len(first)
                 yield first
-            yield from frames
+            for chunk in frames:
+                sent += len(chunk)
+                yield chunk
+        except (errors.ApiError, *BACKEND_ERRORS) as exc:
+            # The status line is gone: all that is left is to end the connection without a
+            # proper end of body, so the client sees an incomplete download. Gunicorn closes
+            # it quietly on a connection reset; any other exception it logs as a 500 traceback.
+            log.warning("download cut short after %d bytes: %s", sent, describe(exc))
+            raise ConnectionResetError(errno.ECONNRESET, "download cut short") from None
         finally:
             frames.close()
 
     response = Response(stream_with_context(body()), content_type=content_type, headers=headers)
+    if isinstance(length, int) and length >= 0:
+        response.headers["Content-Length"] = str(length)
     response.direct_passthrough = True   # no buffering or re-encoding of the bytes
     return response
+
+
+def describe(exc: BaseException) -> str:
+    """One log line's worth of an error (never a traceback; no secrets are in these)."""
+    if isinstance(exc, errors.ApiError):
+        return f"{exc.code}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def content_disposition(filename: str | None, kind: str = "attachment") -> str:

@@ -207,6 +207,37 @@ def test_stall_mid_download_cuts_the_body_short_without_hanging(api, stack, prox
     wait_until(lambda: listing(api, proxied).status_code == 200, 20, "listing 200 again")
 
 
+def test_imap_drop_mid_download_cuts_the_body_short_without_a_500(api, stack, proxied,
+                                                                  imap_proxy):
+    raw = big_message(24 * 1024 * 1024)
+    proxied.append(raw)
+    entry = wait_until(lambda: next((m for m in listing(api, proxied).json()["messages"]
+                                     if m["subject"] == "big download"), None), 15, "big message")
+    api_log = stack.log_dir / "api.log"
+    mark = api_log.stat().st_size
+    with api.get(f"/v1/account/{proxied.id}/message/{entry['id']}/source", stream=True) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["Content-Length"] == str(len(raw))
+        chunks = resp.iter_content(256 * 1024)
+        got = next(chunks)
+        imap_proxy.close()   # the IMAP connection is reset while the download waits for us
+        with pytest.raises(requests.exceptions.RequestException):
+            for chunk in chunks:
+                got += chunk
+    # what arrived is the message's start, and the client can tell the download is incomplete
+    assert len(got) < len(raw) and raw.startswith(got)
+
+    def api_said():
+        text = api_log.read_bytes()[mark:].decode(errors="replace")
+        return text if "download cut short" in text else None
+
+    logged = wait_until(api_said, 10, "the API's 'download cut short' line")
+    assert "Traceback" not in logged and "Error handling request" not in logged, logged
+    imap_proxy.passthrough()
+    stack.wait_state(proxied.id, "connected", timeout=30)
+    wait_until(lambda: listing(api, proxied).status_code == 200, 20, "listing 200 again")
+
+
 def test_smtp_reply_to_the_message_held_past_the_timeout_is_not_sent_twice(api, new_account, smtp,
                                                                            faultproxy):
     """The server got the whole message but its "250" is late (slow content scan): the client
