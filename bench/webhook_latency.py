@@ -6,7 +6,8 @@ Redis memory of the sync state of a 100,000-message folder.
 Starts its own Dovecot, the real stack (worker, sidecar, API) on a flushed Redis DB and a local
 HTTP receiver; appends with a plain IMAP client one message at a time and measures from just
 before APPEND to the receiver getting the messageNew POST; also a non-ASCII folder (its name
-pushed as a literal) and CREATE-to-mailboxNew, with the STATUS sweep an hour away.
+pushed as a literal), a flag other than \\Seen set/cleared in an unselected folder (STORE to
+messageUpdated) and CREATE-to-mailboxNew, with the STATUS sweep an hour away.
 """
 from __future__ import annotations
 
@@ -63,6 +64,41 @@ def measure(client, receiver, name, folder, count, timeout=30.0):
             time.sleep(0.005)
         else:
             print(f"  {folder}: message {i} not delivered within {timeout}s", flush=True)
+    return out
+
+
+def measure_flags(client, receiver, name, folder, count, timeout=30.0):
+    """STORE of a flag other than \\Seen in a folder the sidecar has not selected, until the
+    messageUpdated POST: with CONDSTORE/QRESYNC enabled before NOTIFY, Dovecot pushes a STATUS
+    with the new HIGHESTMODSEQ for it (without ENABLE it pushes only \\Seen, as UNSEEN)."""
+    subject = f"flags {folder} {time.time_ns()}"
+    measure(client, receiver, name, folder, 1)   # a message to flag
+    client.append(folder, f"Subject: {subject}\r\n\r\nbody\r\n".encode())
+    deadline = time.time() + timeout
+    uid = None
+    while uid is None and time.time() < deadline:
+        uid = next((r["json"]["data"]["uid"] for r in receiver.received(name)
+                    if (r["json"] or {}).get("data", {}).get("subject") == subject), None)
+        time.sleep(0.01)
+    time.sleep(2.0)   # past the follow-up sweep of that push: what follows is the flag's own push
+    client.select_folder(folder)
+    out = []
+    for i in range(count):
+        flag, add = ("\\Flagged", "$Label1", "\\Answered")[i % 3], (i // 3) % 2 == 0
+        side = "added" if add else "deleted"
+        t0 = time.time()
+        (client.add_flags if add else client.remove_flags)([uid], [flag])
+        while time.time() < t0 + timeout:
+            hit = [r for r in receiver.received(name) if r["at"] >= t0
+                   and (r["json"] or {}).get("event") == "messageUpdated"
+                   and flag in r["json"]["data"]["changes"]["flags"].get(side, [])]
+            if hit:
+                out.append(hit[0]["at"] - t0)
+                break
+            time.sleep(0.005)
+        else:
+            print(f"  {folder}: flag change {i} not delivered within {timeout}s", flush=True)
+    client.unselect_folder()
     return out
 
 
@@ -159,6 +195,8 @@ def main() -> int:
         for folder, label in (("INBOX", "INBOX (IDLE)"), ("Archive", "Archive (NOTIFY)"),
                               (UMLAUT, "Ärger/Über NOTIFY")):
             report(label, measure(client, receiver, "bench", folder, args.count))
+        report("flag in Archive", measure_flags(client, receiver, "bench", "Archive",
+                                                min(args.count, 30)))
         report("CREATE->mailboxNew", measure_created(client, receiver, "bench",
                                                      min(args.count, 20)))
         floor = idle_floor(dovecot)
