@@ -12,7 +12,7 @@ from imapapi import keys, leases
 # session_dovecot(log_usecs=True) stamps every log line like this (Dovecot's log_timestamp)
 LOG_TIMESTAMP = 'log_timestamp = "%Y-%m-%d %H:%M:%S.%{usecs} "\n'
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.(\d{6}) ")
-_LOGIN = re.compile(r"imap-login: Info: Login: user=<([^>]*)>.*?rport=(\d+).*?session=<([^>]*)>")
+_LOGIN = re.compile(r"imap-login: Info: Login: user=<([^>]*)>.*?rport=(\d+)(.*?)session=<([^>]*)>")
 _END = re.compile(r"imap\(([^)]*)\)<\d+><([^>]*)>: Info: (?:Logged out|Disconnected)")
 
 
@@ -22,11 +22,13 @@ class Session:
     rport: int
     login: float
     end: float | None = None
+    tls: bool = False   # STARTTLS (the sidecars here) or not (the bench's mailer)
 
 
 def sessions(log_path: str) -> dict[str, list[Session]]:
     """user -> its IMAP sessions in login order, from the Dovecot log (login and end times)."""
     by_id: dict[str, Session] = {}
+    ended: dict[str, float] = {}   # a short session's end can be logged before its login
     out: dict[str, list[Session]] = {}
     with open(log_path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
@@ -35,10 +37,14 @@ def sessions(log_path: str) -> dict[str, list[Session]]:
                 continue
             t = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1e6
             if (g := _LOGIN.search(line)) is not None:
-                s = by_id[g.group(3)] = Session(g.group(1), int(g.group(2)), t)
+                s = by_id[g.group(4)] = Session(g.group(1), int(g.group(2)), t,
+                                                ended.pop(g.group(4), None), ", TLS" in g.group(3))
                 out.setdefault(s.user, []).append(s)
-            elif (g := _END.search(line)) is not None and g.group(2) in by_id:
-                by_id[g.group(2)].end = t
+            elif (g := _END.search(line)) is not None:
+                if g.group(2) in by_id:
+                    by_id[g.group(2)].end = t
+                else:
+                    ended[g.group(2)] = t
     return out
 
 
@@ -99,15 +105,17 @@ def breakdown(log: dict[str, list[Session]], watch: LeaseWatch, held, sid: str, 
     the next holder's login (the gap), split into end -> lease released, released -> acquired
     by the next holder, acquired -> login; paced (released while `sid` was still in the
     heartbeat set, i.e. draining) or after the drain. `skip`: client port -> when another
-    client (the mailer) logged in from it; ports are reused, so only a login within 10 s of
-    that is the other client's. -> (report lines, gaps)."""
+    client (the mailer, without TLS) logged in from it; ports are reused (the same local port
+    towards another server port too), so only a login without TLS within 10 s of that is
+    the other client's. -> (report lines, gaps)."""
     left = watch.left.get(sid, float("inf"))
     parts = {k: [] for k in ("gap", "paced", "after", "end-rel", "rel-acq", "acq-login")}
     overlap = missing = 0
+    overlap_max = 0.0
     worst = (-1.0, "")
     for acct in held:
-        mine = [s for s in log.get(acct, ())
-                if not any(abs(s.login - t) < 10 for t in skip.get(s.rport, ()))]
+        mine = [s for s in log.get(acct, ()) if s.tls
+                or not any(abs(s.login - t) < 10 for t in skip.get(s.rport, ()))]
         old = [s for s in mine if s.login < t_sig and (s.end is None or s.end >= t_sig)]
         new = [s for s in mine if s.login >= t_sig]
         rel = next((t for t, by in watch.released.get(acct, ()) if by == sid and t >= t_sig), None)
@@ -116,8 +124,9 @@ def breakdown(log: dict[str, list[Session]], watch: LeaseWatch, held, sid: str, 
             missing += 1
             continue
         end, login = old[-1].end, new[0].login
-        if login < end:
+        if login < end:   # Dovecot logs a session's end a moment after the LOGOUT reply
             overlap += 1
+            overlap_max = max(overlap_max, end - login)
         gap = max(0.0, login - end)
         parts["gap"].append(gap)
         worst = max(worst, (gap, f"{acct}: logout {end - t_sig:+.2f} s, released "
@@ -135,6 +144,7 @@ def breakdown(log: dict[str, list[Session]], watch: LeaseWatch, held, sid: str, 
              _line("  logout -> lease released", parts["end-rel"]),
              _line("  released -> acquired by the next holder (0.1 s polls)", parts["rel-acq"]),
              _line("  acquired -> logged in", parts["acq-login"]),
-             f"  sessions overlapping: {overlap}; accounts without a logout/login pair: {missing}",
+             f"  next login logged before the old session's end: {overlap} (by up to "
+             f"{overlap_max:.3f} s); accounts without a logout/login pair: {missing}",
              f"  longest: {worst[1]}"]
     return lines, parts["gap"]

@@ -27,7 +27,8 @@ USAGE = """imap-api-probe [api|worker|sidecar|flower] [--live]
   flower   Flower answers on its port
   sidecar --handover
            (preStop) SIGTERM the sidecar (PID 1, or $IMAPAPI_SIDECAR_PID) and wait until it
-           left the heartbeat set, i.e. released its accounts to the other replicas
+           left the heartbeat set, i.e. released its accounts to the other replicas (at most
+           sidecar.drainBudget + 5 s)
 without a role: the role of the container's main process (/proc/1/cmdline)"""
 
 
