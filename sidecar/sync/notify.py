@@ -58,10 +58,11 @@ class Watch:
             log.info("NOTIFY refused (%s): falling back to STATUS sweeps", exc)
 
     def interval(self) -> float:
-        # Even with NOTIFY: Dovecot pushes no flag change for unselected folders except \Seen
-        # and drops some bursts, and pushes get lost while a SELECT flushes imaplib's untagged
-        # responses. With LIST-STATUS a sweep is one round trip (every few seconds keeps every
-        # folder within 5 s); without it a STATUS per folder, so not that often.
+        # Even with NOTIFY: Dovecot drops some bursts, pushes get lost while a SELECT flushes
+        # imaplib's untagged responses, and without CONDSTORE/QRESYNC enabled it pushes no flag
+        # change for unselected folders except \Seen (with it: STATUS with HIGHESTMODSEQ).
+        # With LIST-STATUS a sweep is one round trip (every few seconds keeps every folder
+        # within 5 s); without it a STATUS per folder, so not that often.
         spread = max(LOAD["accounts"], len(LIVE)) / SWEEP_BUDGET
         if "LIST-STATUS" in self.caps:
             return max(self.sweep_every, spread)

@@ -111,7 +111,8 @@ def test_changes_in_the_gap_are_reported_soon_after_reconnect(api, stack, doveco
 
 
 def test_flag_change_in_another_folder_within_5s(api, stack, dovecot, webhook_receiver):
-    """Dovecot's NOTIFY pushes no flag change for unselected folders except \\Seen."""
+    """Dovecot's NOTIFY pushes flag changes other than \\Seen for unselected folders only with
+    CONDSTORE/QRESYNC enabled (STATUS with HIGHESTMODSEQ); the sweep covers servers without."""
     user, name, client = _account(api, stack, dovecot, webhook_receiver, folders=("Work",))
     client.append("Work", message("flag me"))
     new = webhook_receiver.wait_for(lambda ev: of(ev, "messageNew", "Work"), 20, name)[0]
