@@ -91,3 +91,23 @@ def test_folder_created_renamed_deleted_by_another_client(pushed, webhook_receiv
                                      PUSH_WAIT, name)
     assert gone[0]["data"]["path"] == "&ANw-bersiedelt"
     assert_no_reconnect(webhook_receiver, name)
+
+
+def test_flag_changes_in_an_unselected_folder_are_pushed(pushed, webhook_receiver):
+    """Once CONDSTORE/QRESYNC is enabled (the sidecar does it before NOTIFY), Dovecot pushes a
+    STATUS with the new HIGHESTMODSEQ for every flag change in a folder that is not selected;
+    without ENABLE it pushes only \\Seen. Each change waits out the follow-up sweep of the
+    previous push, so only the flag's own push can report it in time."""
+    acc, name, client = pushed("Work")
+    client.append("Work", message("flag push"))
+    uid = webhook_receiver.wait_for(lambda ev: of(ev, "messageNew", "Work"), PUSH_WAIT,
+                                    name)[0]["data"]["uid"]
+    client.select_folder("Work")
+    for flag in ("\\Flagged", "$Label1", "\\Answered"):
+        time.sleep(2.0)   # past the follow-up sweep (~1 s after a push)
+        client.add_flags([uid], [flag])
+        webhook_receiver.wait_for(
+            lambda ev, f=flag: [e for e in of(ev, "messageUpdated", "Work")
+                                if f in e["data"]["changes"]["flags"].get("added", [])],
+            PUSH_WAIT, name)
+    assert_no_reconnect(webhook_receiver, name)
