@@ -30,6 +30,7 @@ DRAIN_SLACK = 0.7
 # A handover in flight this long stops counting against its target (its login failed there;
 # that replica retries on its own backoff).
 FLIGHT_MAX = 15.0
+SETTLED = (b"connected", b"connectError", b"authenticationError")   # the target's attempt is over
 
 
 def weight(sid: str, account: str) -> int:
@@ -119,9 +120,10 @@ class Pacer:
                 self._recent.setdefault(target, []).append((now, len(names)))
 
     def in_flight(self, redis, now: float) -> dict[str, int]:
-        """Handovers released to each target and not connected there yet. Exact and fresh,
-        unlike the heartbeat's `connecting`: the target holds the lease (RELEASE cleared ours)
-        and its own fenced write has set the record's state to connected."""
+        """Handovers released to each target and not settled there yet. Exact and fresh,
+        unlike the heartbeat's `connecting`: settled once the target holds the lease (RELEASE
+        cleared ours) and its own fenced write has set the record's state to connected, or to
+        an error state (a bad password must not hold a slot for FLIGHT_MAX)."""
         pending = [(t, a) for t, accts in self._flight.items() for a in accts]
         if pending:
             pipe = redis.pipeline(transaction=False)
@@ -133,7 +135,7 @@ class Pacer:
                 lease, state = got[2 * i], got[2 * i + 1]
                 since = self._flight[target][acct]
                 holder = leases.parse(lease)[2] if lease is not None else None
-                done = state is None or (holder == target and state == b"connected")
+                done = state is None or (holder == target and state in SETTLED)
                 if done or now - since > FLIGHT_MAX:
                     del self._flight[target][acct]
                 if done:

@@ -97,4 +97,8 @@ def test_drain_counts_a_handover_in_flight_until_the_target_has_it_connected(r):
     assert pacer.drain_allowance(r, {"r2": [c, d]}, 1.0, far) == {"r2": [c]}
     r.delete(keys.account(b))                          # deleted meanwhile: done too
     assert pacer.in_flight(r, 1.1) == {"r2": 1}
-    assert pacer.in_flight(r, 1.0 + FLIGHT_MAX + 0.1) == {"r2": 0}   # never connected: given up
+    r.hset(keys.LEASES, c, "9:99999999999999:r2")     # a bad password there: its attempt is over
+    r.hset(keys.account(c), "state", "authenticationError")
+    assert pacer.in_flight(r, 1.2) == {"r2": 0}
+    pacer.drain_allowance(r, {"r2": [d]}, 1.3, far)
+    assert pacer.in_flight(r, 1.3 + FLIGHT_MAX + 0.1) == {"r2": 0}   # never settled: given up
