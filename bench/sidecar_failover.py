@@ -12,7 +12,7 @@
 #     session from a running replica (sampled), and from Dovecot's log (µs timestamps) each
 #     leaving replica's accounts' logout -> next login, split by bench/handover_gaps.py
 # The replicas drain with the chart's default budget (sidecar.terminationGracePeriodSeconds
-# in charts/imap-api/values.yaml minus 10 s, as the StatefulSet sets SIDECAR_DRAIN_BUDGET).
+# in charts/imap-api/values.yaml minus 15 s, as the StatefulSet sets SIDECAR_DRAIN_BUDGET).
 from __future__ import annotations
 
 import argparse
@@ -44,7 +44,7 @@ APPENDUID = re.compile(rb"APPENDUID \d+ (\d+)")
 def chart_drain_budget() -> int:
     """What the chart's StatefulSet sets SIDECAR_DRAIN_BUDGET to with its default values."""
     values = yaml.safe_load((ROOT / "charts" / "imap-api" / "values.yaml").read_text())
-    return max(1, int(values["sidecar"]["terminationGracePeriodSeconds"]) - 10)
+    return max(1, int(values["sidecar"]["terminationGracePeriodSeconds"]) - 15)
 
 
 def served(sample, user, by_pid, exclude=None) -> bool:

@@ -69,7 +69,7 @@ class Settings:
     sidecar_lease_ttl: float = 10.0
     # SIGTERM: the accounts are handed over paced for at most this long (sidecar.handover),
     # then the rest LOGOUT at once. Must fit the stop timeout: the chart sets it from the pod's
-    # terminationGracePeriodSeconds (minus 10 s for the LOGOUTs and the exit).
+    # terminationGracePeriodSeconds (minus 15 s for the LOGOUTs and the exit).
     sidecar_drain_budget: float = 18.0
     # Connection setups per sidecar: at most `ramp` at once and `rate` started per second, so a
     # handover of thousands of accounts is no login storm.

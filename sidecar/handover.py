@@ -19,7 +19,7 @@ HANDOVER_WINDOW = 8
 RECENT = 1.5
 # SIGTERM: the accounts are handed over paced like this for at most sidecar.drainBudget, then
 # whatever is left goes at once (LOGOUT, release). The chart sets the budget to its
-# terminationGracePeriodSeconds minus 10 s: the preStop wait (imapapi.probe) ends when we
+# terminationGracePeriodSeconds minus 15 s: the preStop wait (imapapi.probe) ends when we
 # leave the heartbeat set, then come the final LOGOUT budget (4 s) and the exit.
 DRAIN_PASS = 0.25
 # Draining, a target gets as few handovers in flight (released, not yet connected there) as

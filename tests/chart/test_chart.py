@@ -266,11 +266,11 @@ def test_sidecar_probes_and_handover():
 
 
 @pytest.mark.parametrize("values, grace, budget", [
-    ({}, 120, "110s"),      # default: ~700 accounts per replica hand over paced
-    ({"sidecar": {"terminationGracePeriodSeconds": 300}}, 300, "290s"),
+    ({}, 120, "105s"),      # default: ~700 accounts per replica hand over paced
+    ({"sidecar": {"terminationGracePeriodSeconds": 300}}, 300, "285s"),
     ({"sidecar": {"terminationGracePeriodSeconds": 8}}, 8, "1s"),   # never below 1 s
 ], ids=["default", "longer", "floor"])
-def test_sidecar_drain_budget_is_the_grace_period_minus_ten_seconds(values, grace, budget):
+def test_sidecar_drain_budget_is_the_grace_period_minus_fifteen_seconds(values, grace, budget):
     sts = one(render(values), "StatefulSet", f"{FULL}-sidecar")
     assert sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == grace
     assert env_of(containers(sts)[0])["SIDECAR_DRAIN_BUDGET"]["value"] == budget
