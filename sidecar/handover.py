@@ -27,8 +27,8 @@ DRAIN_PASS = 0.25
 # there (CPU), and an account's time without a connection is its own login's time.
 DRAIN_WINDOW_MIN = 2
 DRAIN_SLACK = 0.7
-# A handover in flight this long stops counting against its target (its login failed there;
-# that replica retries on its own backoff).
+# A handover in flight this long stops counting against its target (it never settled there:
+# a login stuck past its timeout, or the target went away and another replica takes it).
 FLIGHT_MAX = 15.0
 SETTLED = (b"connected", b"connectError", b"authenticationError")   # the target's attempt is over
 
