@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+from imapclient.exceptions import ProtocolError
+
 from imapapi.ids import encode_message_id
 from sidecar.imap import bodystructure, objectid
 from sidecar.imap.details import DETAIL_ITEMS, build_details, collect_text
@@ -25,13 +27,33 @@ def _filter_headers(entry: dict, wanted) -> None:
         entry["headers"] = picked
 
 
+def _fetch(client, uids: list[int], base: list, ids: list) -> dict:
+    """FETCH the details. Dovecot answers X-GUID with nothing for a message whose file another
+    session removed (RFC822.SIZE 0; seen under folder renames), which imapclient cannot parse:
+    the whole folder's sync then failed on every pass, its new messages waited minutes. Such a
+    chunk is fetched a message at a time, and the unreadable one without the id items (its
+    messageNew has no emailId; a later expunge is reported as usual)."""
+    try:
+        return client.fetch(uids, base + ids)
+    except ProtocolError:
+        if len(uids) > 1:
+            rows: dict = {}
+            for uid in uids:
+                rows.update(_fetch(client, [uid], base, ids))
+            return rows
+        if not ids:
+            raise
+        log.info("details of uid %s unreadable with %s: fetched without them", uids[0], ids)
+        return client.fetch(uids, base)
+
+
 def new_message_entries(client, mailbox_no: int, uids: list[int], settings: dict) -> dict:
     """-> {uid: entry}; uids expunged before we could fetch them are simply absent."""
-    items = list(DETAIL_ITEMS + objectid.items(client))
+    base, ids = list(DETAIL_ITEMS), list(objectid.items(client))
     out = {}
     for start in range(0, len(uids), FETCH_CHUNK):
         part = uids[start:start + FETCH_CHUNK]
-        rows = client.fetch(part, items)
+        rows = _fetch(client, part, base, ids)
         for uid in part:
             row = rows.get(uid)
             if not row:

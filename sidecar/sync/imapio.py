@@ -5,6 +5,7 @@ import imaplib
 import re
 
 from imapclient import imap_utf7
+from imapclient.exceptions import ProtocolError
 from imapclient.response_parser import parse_fetch_response, parse_response
 
 from sidecar.imap import compat, objectid, responses
@@ -77,7 +78,15 @@ def fetch_flags(client, *, changed_since: int = 0, vanished: bool = False, id_it
     if typ != "OK":
         raise imaplib.IMAP4.error(f"UID FETCH failed: {data}")
     gone = parse_vanished(untagged.pop("VANISHED", None))
-    parsed = parse_fetch_response([d for d in data if d is not None], False, True) if data else {}
+    try:
+        parsed = parse_fetch_response([d for d in data if d is not None], False, True) if data else {}
+    except ProtocolError:
+        if not id_items:
+            raise
+        # Dovecot answers X-GUID with nothing for a message whose file another session removed
+        # (see details._fetch): the flags without the ids rather than a sync failing every pass
+        out, more, _ids = fetch_flags(client, changed_since=changed_since, vanished=vanished)
+        return out, sorted(set(gone) | set(more)), {}
     out, ids = {}, {}
     for uid, item in parsed.items():
         modseq = item.get(b"MODSEQ") or (0,)
