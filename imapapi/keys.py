@@ -85,6 +85,11 @@ def stream(command_id: str) -> str:
     return f"ia:stream:{command_id}"
 
 
+def stream_gone(stream_key: str) -> str:
+    """STRING: the API stopped reading that stream (client gone): the sidecar stops writing."""
+    return f"{stream_key}:gone"
+
+
 def outbox_item(queue_id: str) -> str:
     """HASH: one queued outgoing message."""
     return f"ia:outbox:{queue_id}"

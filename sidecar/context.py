@@ -27,6 +27,7 @@ class StreamWriter:
     def __init__(self, redis, command_id: str):
         self.redis = redis
         self.key = keys.stream(command_id)
+        self.gone_key = keys.stream_gone(self.key)
         self.closed = False
         self.frames = 0
         self.backlog = 0
@@ -45,9 +46,21 @@ class StreamWriter:
             time.sleep(pause)
             waited += pause
             pause = min(pause * 2, 0.02)
-            self.backlog = self.redis.llen(self.key)
+            self.backlog = self.queued()
             if waited >= STALL_LIMIT and self.backlog > wire.STREAM_WINDOW:
                 raise StreamAborted()
+
+    def queued(self) -> int:
+        """Frames still unread; StreamAborted at once when the API said its client left (a
+        download the client dropped would otherwise hold the account's connection for the
+        whole stall limit, IDLE paused)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.llen(self.key)
+        pipe.exists(self.gone_key)
+        backlog, gone = pipe.execute()
+        if gone:
+            raise StreamAborted()
+        return backlog
 
     def write(self, data: bytes) -> None:
         """Queue bytes as data frames (STREAM_CHUNK each); blocks while the reader is behind."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import socket
 
-from imapapi import errors, wire
+from redis.exceptions import RedisError
+
+from imapapi import errors, keys, wire
 
 HEADER_READ = 4096   # enough for the reply's header lines (key names are short)
 
@@ -23,6 +25,7 @@ def iter_frames(redis, stream_key: str, *, timeout: float):
     pool = redis.connection_pool
     conn = pool.get_connection()
     pending = False     # a reply not read to its end leaves the connection out of step
+    done = False        # the end or error frame was read: the sidecar has stopped writing
     key = stream_key.encode()
     try:
         while True:
@@ -39,6 +42,7 @@ def iter_frames(redis, stream_key: str, *, timeout: float):
             if kind == "d":
                 yield payload
                 continue
+            done = True
             pending = True
             conn.send_command("DEL", key)
             conn.read_response()
@@ -52,6 +56,20 @@ def iter_frames(redis, stream_key: str, *, timeout: float):
         if pending:
             conn.disconnect()
         pool.release(conn)
+        if not done:
+            _say_gone(redis, stream_key)
+
+
+def _say_gone(redis, stream_key: str) -> None:
+    """We stop reading before the end (client gone, stall): tell the sidecar, which would
+    otherwise wait out its stall limit with the account's connection, and drop what it queued."""
+    try:
+        pipe = redis.pipeline(transaction=False)
+        pipe.set(keys.stream_gone(stream_key), 1, ex=wire.STREAM_TTL)
+        pipe.delete(stream_key)
+        pipe.execute()
+    except (RedisError, OSError):
+        pass   # Redis is gone too: the sidecar's stall limit still ends the download
 
 
 def _read_blpop(sock, key: bytes) -> memoryview | None:

@@ -53,11 +53,11 @@ class Pump:
         every POLL: fine enough that the reader never runs dry, coarse enough that the LLENs
         of a reader slower than the server do not cost the sidecar more CPU than the
         download itself (at 2 ms they were about a third of its CPU per download)."""
-        key, redis, limit = self.writer.key, self.writer.redis, wire.STREAM_WINDOW - 4
+        limit = wire.STREAM_WINDOW - 4
         if self.writer.backlog <= limit:
             return   # the list's length at our last push; the reader only shortens it
         deadline = time.monotonic() + STALL_LIMIT
-        while redis.llen(key) > limit and time.monotonic() < deadline:
+        while self.writer.queued() > limit and time.monotonic() < deadline:
             time.sleep(POLL)
 
     def put(self, data: bytes) -> None:

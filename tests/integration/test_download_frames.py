@@ -7,7 +7,7 @@ import msgpack
 import pytest
 
 from app.messages.frames import iter_frames
-from imapapi import errors, wire
+from imapapi import errors, keys, wire
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,17 @@ def test_reader_dropped_between_frames_returns_a_usable_connection(redis, key):
     frames = iter_frames(redis, key, timeout=5)
     assert next(frames) == b"one"
     frames.close()                               # the HTTP client went away
-    assert redis.lpop(key) == in_place(b"two")
+    assert redis.ping()                          # the pooled connection is still in step
+    assert not redis.exists(key)                 # what was queued is dropped
+    assert redis.get(keys.stream_gone(key)) == b"1"   # and the sidecar is told to stop
+    assert 0 < redis.ttl(keys.stream_gone(key)) <= wire.STREAM_TTL
+    redis.delete(keys.stream_gone(key))
+
+
+def test_finished_stream_leaves_no_gone_marker(redis, key):
+    redis.rpush(key, in_place(b"one"), wire.end_frame({"size": 3}))
+    assert list(iter_frames(redis, key, timeout=5)) == [b"one"]
+    assert not redis.exists(key) and not redis.exists(keys.stream_gone(key))
 
 
 def test_msgpack_reads_frames_built_in_place(key):

@@ -140,3 +140,20 @@ def test_listener_hands_over_so_a_slow_op_does_not_hold_up_the_next_command(r):
         assert server._stopped.is_set()   # the listener noticed and left
         pool.shutdown()
         r.delete(server.queue_key)
+
+
+def test_writer_stops_at_once_when_the_reader_is_gone(r):
+    """The API marks a stream it stopped reading (client gone): a writer waiting for room in
+    the window gives up at once instead of after its stall limit."""
+    from sidecar.context import StreamAborted, StreamWriter
+    writer = StreamWriter(r, f"unit-gone-{time.time_ns()}")
+    try:
+        for _ in range(wire.STREAM_WINDOW + 1):
+            writer.write(b"x")
+        r.set(keys.stream_gone(writer.key), 1, ex=60)
+        start = time.monotonic()
+        with pytest.raises(StreamAborted):
+            writer.write(b"y")
+        assert time.monotonic() - start < 1
+    finally:
+        r.delete(writer.key, keys.stream_gone(writer.key))
