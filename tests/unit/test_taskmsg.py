@@ -104,26 +104,35 @@ def test_publish_and_wait_is_one_round_trip(app, redis):
 
 
 class Flaky:
-    """A client whose pipelines fail `fails` times (after `delay` s), then answer."""
+    """A client whose connection fails `fails` times (after `delay` s) on sending, then answers
+    (the pool and connection calls taskmsg makes; the answers' order is Redis's)."""
 
     def __init__(self, fails: int, delay: float = 0.0):
         self.fails, self.delay, self.calls = fails, delay, 0
+        self.connection_pool = self
+        self.answers: list = []
 
-    def pipeline(self, transaction=True):
+    def get_connection(self):
         return self
 
-    def lpush(self, key, raw):
+    def release(self, conn):
         pass
 
-    def blpop(self, keys, timeout):
+    def disconnect(self):
         pass
 
-    def execute(self):
+    def pack_commands(self, commands):
+        return commands
+
+    def send_packed_command(self, commands):
         self.calls += 1
         if self.calls <= self.fails:
             time.sleep(self.delay)
             raise redis_lib.ConnectionError("Connection closed by server.")
-        return [1, (b"k", b"v")]
+        self.answers = [1, [b"k", b"v"]]
+
+    def read_response(self):
+        return self.answers.pop(0)
 
 
 def test_a_quick_connection_error_is_retried_then_raised(app):
