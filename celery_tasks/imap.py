@@ -54,7 +54,9 @@ def _define(name: str, *, acks_late: bool):
 
     task.__name__ = task.__qualname__ = op.replace(".", "_")
     task.__doc__ = f"Run the sidecar op {op!r} for an account; kwargs as documented in tasknames."
-    return celery.task(name=name, acks_late=acks_late, ignore_result=False)(task)
+    # Request: Celery's, parsing the API's `expires` without dateutil (celery_tasks/pool.py)
+    return celery.task(name=name, acks_late=acks_late, ignore_result=False,
+                       Request="celery_tasks.pool:Request")(task)
 
 
 TASKS = {name: _define(name, acks_late=True) for name in T.SIDECAR_READS}
