@@ -224,12 +224,14 @@ def emit_account_event(redis, account: str, event: str, data: dict | None = None
                        fence=None) -> dict:
     """Account-level events (authenticationError/Success, connectError) from the runtime.
 
-    The id includes the second, so the same failure minutes later is a new event. Every
+    Each call is its own occurrence: the id includes the time in nanoseconds, so two logins
+    within one second are two events (with the second, the later one shared the earlier one's
+    id, webhook job and all) and the same failure minutes later is a new event. Every
     (re)connect's authenticationSuccess is webhook-only: GET /v1/account/{id} shows the state,
     and an idle account then keeps no feed at all (FEED_SKIPS)."""
     data = dict(data or {})
     return emit(redis, account, event, data,
-                id_parts=(int(time.time()), json.dumps(data, sort_keys=True)), fence=fence,
+                id_parts=(time.time_ns(), json.dumps(data, sort_keys=True)), fence=fence,
                 feed=event not in FEED_SKIPS)
 
 

@@ -192,3 +192,12 @@ def test_webhook_only_events_take_a_seq_but_no_feed_entry(r):
     events.append_events(r, "acc", [later])
     feed, _ = events.read_events(r, "acc")
     assert [(e["data"]["uid"], e["seq"]) for e in feed] == [(3, 3)]
+
+
+def test_account_events_within_one_second_are_two_occurrences(r, monkeypatch):
+    monkeypatch.setattr(events, "wanted_for", lambda *a: True)
+    monkeypatch.setattr(events.delivery, "enqueue", lambda ids: None)
+    first = events.emit_account_event(r, "acc", "authenticationSuccess", {"user": "u"})
+    second = events.emit_account_event(r, "acc", "authenticationSuccess", {"user": "u"})
+    assert first["id"] != second["id"]
+    assert r.hexists(events.JOBS, first["id"]) and r.hexists(events.JOBS, second["id"])
