@@ -119,14 +119,18 @@ def timeline(spans, events) -> dict:
     """Per request: the client's send/done times and the publish, hand-off and reply that
     Redis saw in between -> p50 of each hop in ms."""
     out: dict = {name: [] for name in SEGMENTS}
-    events = sorted(e for e in events if e[1] == "client")
+    # the hand-off and the reply are scripts (EVAL or EVALSHA; the reply's RPUSH runs in Lua)
+    mark = {("client", "LPUSH"): "LPUSH", ("client", "EVAL"): "EVAL",
+            ("client", "EVALSHA"): "EVAL", ("client", "RPUSH"): "RPUSH", ("lua", "RPUSH"): "RPUSH"}
+    events = sorted(events)
     i = 0
     for started, done in spans:
         marks = {}
         while i < len(events) and events[i][0] <= done:
-            t, _w, cmd = events[i]
-            if t >= started and cmd in ("LPUSH", "EVAL", "RPUSH") and cmd not in marks:
-                marks[cmd] = t
+            t, where, cmd = events[i]
+            name = mark.get((where, cmd))
+            if t >= started and name and name not in marks and (name != "RPUSH" or "EVAL" in marks):
+                marks[name] = t
             i += 1
         if len(marks) == 3:
             points = [started, marks["LPUSH"], marks["EVAL"], marks["RPUSH"], done]

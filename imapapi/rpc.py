@@ -58,6 +58,7 @@ redis.call('EXPIRE', q, ARGV[7])
 return {'ok', sid}
 """
 _QUEUE_PREFIX, _QUEUE_SUFFIX = keys.sidecar_commands("\0").split("\0")
+_ENQUEUE_SHA = hashlib.sha1(_ENQUEUE.encode()).hexdigest()
 
 
 def enqueue(redis, account: str, op: str, args: dict | None = None, *, timeout: float,
@@ -66,10 +67,13 @@ def enqueue(redis, account: str, op: str, args: dict | None = None, *, timeout: 
     command = Command(account=account, op=op, args=args or {}, deadline=time.time() + timeout)
     if command_id:
         command.id = command_id
-    status, detail = redis.eval(
-        _ENQUEUE, 4, keys.account(account), keys.OWNERS, keys.SIDECARS, keys.LEASES,
-        "1" if require_connected else "0", account, HEARTBEAT_SUSPECT,
-        _QUEUE_PREFIX, _QUEUE_SUFFIX, command.dumps(), QUEUE_TTL)
+    call = (4, keys.account(account), keys.OWNERS, keys.SIDECARS, keys.LEASES,
+            "1" if require_connected else "0", account, HEARTBEAT_SUSPECT,
+            _QUEUE_PREFIX, _QUEUE_SUFFIX, command.dumps(), QUEUE_TTL)
+    try:   # by SHA: the 1 KB script is not packed, sent and hashed again for every command
+        status, detail = redis.evalsha(_ENQUEUE_SHA, *call)
+    except NoScriptError:
+        status, detail = redis.eval(_ENQUEUE, *call)
     status = status.decode() if isinstance(status, bytes) else status
     if status != "ok":
         detail = detail.decode() if isinstance(detail, bytes) else detail
