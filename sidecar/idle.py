@@ -42,6 +42,8 @@ class Reactor:
         self._compact_at = 4096
         self._lock = threading.Lock()         # token bumps happen from many pool threads
         self._stop = threading.Event()
+        # when the loop's select() returns at the latest; 0 while it is not sleeping
+        self._sleep_until = 0.0
         self._thread = threading.Thread(target=self._run, name="idle-selector", daemon=True)
 
     def start(self):
@@ -61,7 +63,10 @@ class Reactor:
         with self._lock:
             token = self._tokens[id(account)] = next(self._token_seq)
         self._ops.append(("arm", account, token, sock.fileno() if sock is not None else None, when))
-        self._wake()
+        # A timer due no sooner than the loop wakes anyway is applied at that turn: no wake-up
+        # (an op's re-arm for RESUME_GRACE while another account's timer is sooner).
+        if sock is not None or when < self._sleep_until:
+            self._wake()
         return token
 
     def disarm(self, account, *, final: bool = False) -> None:
@@ -138,6 +143,7 @@ class Reactor:
 
     def _run(self):
         while not self._stop.is_set():
+            self._sleep_until = 0.0   # before _apply: an arm() from now on wakes us
             self._apply()
             now = time.time()
             while self._timers and self._timers[0][0] <= now:
@@ -148,6 +154,9 @@ class Reactor:
             timeout = 30.0
             if self._timers:
                 timeout = min(timeout, max(0.0, self._timers[0][0] - now))
+            self._sleep_until = now + timeout
+            if self._ops:   # queued before _sleep_until was set: its arm() may not have woken us
+                timeout = 0.0
             try:
                 events = self._sel.select(timeout)
             except OSError:
