@@ -68,6 +68,18 @@ def _nonexistent(exc) -> bool:
     return any(s in text for s in ("nonexistent", "doesn't exist", "does not exist", "deleted under us"))
 
 
+def stale_verdict(listed: set, checked: set, unreachable: set, live: set,
+                  may_reconnect: bool) -> tuple[bool, set, set]:
+    """Pure: after LIST, `checked` folders (listed, lately called nonexistent) were tried and
+    `listed` of them still cannot be selected -> (start a new session now, the folders to
+    leave to the sweeps until then, the ones newly found so)."""
+    if listed and may_reconnect:
+        return True, set(), set(listed)
+    # no longer listed, or selectable again when tried: no longer unreachable
+    keep = (unreachable & live) - (checked - listed)
+    return False, keep | listed, listed - unreachable
+
+
 def special_use(path: str, flags) -> str | None:
     if path == "INBOX":
         return "\\Inbox"
@@ -87,6 +99,9 @@ class Ctx:
         self.pending = notify.Pushed(IDLE_FOLDER)   # pushes not handled yet
         self.sweep_at = float("inf")           # an extra sweep requested (after an API op)
         self.stale: set[str] = set()           # folders a SELECT called nonexistent since LIST
+        # Listed yet nonexistent, and a new session was tried lately: no immediate re-LIST for
+        # them (that spun, a pass every few ms), only the sweeps until a new session may help.
+        self.unreachable: set[str] = set()
         # What the last complete pass saw (folders, flags, STATUS values) and when: a sweep whose
         # LIST-STATUS says the same stops there (no Redis reads, no re-SELECT of the idle folder)
         self.seen: dict | None = None
@@ -265,7 +280,7 @@ class SyncEngine(SyncHooks):
                     except Exception as exc:
                         if is_connection_error(exc):
                             raise
-                        if _nonexistent(exc):
+                        if _nonexistent(exc) and path not in ctx.unreachable:
                             # listed, but STATUS says it does not exist: the session's folder
                             # list is stale (Dovecot after renames): the same cure as a SELECT
                             # saying so (LIST again now; still listed -> a new session)
@@ -296,17 +311,20 @@ class SyncEngine(SyncHooks):
         """A folder a SELECT just called nonexistent is listed again: the server's own folder
         list is stale in this session (Dovecot after a corrupted list index): start a new one,
         at most every STALE_RECONNECT_EVERY seconds."""
-        listed = ctx.stale & set(live)
+        now = time.time()
+        may_reconnect = now - getattr(session, "stale_reconnect_at", 0.0) >= STALE_RECONNECT_EVERY
+        checked = (ctx.stale | (ctx.unreachable if may_reconnect else set())) & set(live)
         ctx.stale = set()
         # Deleted and created again between our SELECT and this LIST is no stale list: ask again.
-        listed = {p for p in listed if not _selectable(session.client, p)}
-        if not listed:
-            return
-        now = time.time()
-        if now - getattr(session, "stale_reconnect_at", 0.0) >= STALE_RECONNECT_EVERY:
+        listed = {p for p in checked if not _selectable(session.client, p)}
+        reconnect, ctx.unreachable, new = stale_verdict(listed, checked, ctx.unreachable,
+                                                        set(live), may_reconnect)
+        if reconnect:
             session.stale_reconnect_at = now
             raise StaleFolderList(f"folder list stale: {sorted(listed)} listed but nonexistent")
-        log.warning("%s: server lists %s but says they do not exist", session.account, sorted(listed))
+        if new:
+            log.warning("%s: server lists %s but says they do not exist", session.account,
+                        sorted(new))
 
     def _sync_one(self, fs: FolderSync, ctx, path: str, *, silent: bool, flags_hint=False) -> bool:
         """-> True when the folder's stored state now matches the server (False: a later pass
@@ -315,6 +333,7 @@ class SyncEngine(SyncHooks):
         try:
             fs.sync(path, ctx.folders.get(path, {}).get("specialUse") or special_use(path, ()),
                     silent_baseline=silent, flags_hint=flags_hint)
+            ctx.unreachable.discard(path)   # it selects again
             return True
         except ev.StaleState:
             log.info("%s: %s state moved meanwhile; next pass redoes it", fs.account, path)
@@ -322,10 +341,12 @@ class SyncEngine(SyncHooks):
             if is_connection_error(exc):
                 raise
             if _nonexistent(exc) and path != IDLE_FOLDER:
-                # our folder list is out of date: LIST again now instead of at the next sweep
-                ctx.stale.add(path)
-                ctx.sweep_at = 0.0
-                log.info("%s: %r does not exist (anymore): listing folders again", fs.account, path)
+                if path not in ctx.unreachable:
+                    # our folder list is out of date: LIST again now, not at the next sweep
+                    ctx.stale.add(path)
+                    ctx.sweep_at = 0.0
+                    log.info("%s: %r does not exist (anymore): listing folders again",
+                             fs.account, path)
                 return False
             if path == IDLE_FOLDER:
                 raise   # the idle folder must end up selected: let the runtime reconnect
