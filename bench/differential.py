@@ -161,8 +161,8 @@ def main() -> int:
                            settle=300.0, log=lambda *a: None)
             keep = ("ops", "opsDone", "feed", "webhooks", "orderViolations", "duplicates",
                     "feedAnomalies", "webhookAnomalies", "events", "webhookEvents",
-                    "settleSeconds", "latency", "latencyAwayFromDisruptions", "breakdown",
-                    "marks", "slowest", "repeats")
+                    "settleSeconds", "latency", "latencyAwayFromDisruptions",
+                    "latencyFromRecovery", "breakdown", "marks", "slowest", "repeats")
             print(json.dumps({k: result[k] for k in keep}, indent=1, default=str))
     finally:
         stack.stop()
