@@ -47,6 +47,17 @@ def pct(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
+def arrival(receiver, name, match, since: float, timeout: float) -> float | None:
+    """When the first POST at or after `since` whose JSON body `match`es arrived (None: not
+    within `timeout`)."""
+    while time.time() < since + timeout:
+        hit = [r for r in receiver.received(name) if r["at"] >= since and match(r["json"] or {})]
+        if hit:
+            return hit[0]["at"]
+        time.sleep(0.005)
+    return None
+
+
 def measure(client, receiver, name, folder, count, timeout=30.0):
     out = []
     for i in range(count):
@@ -54,16 +65,12 @@ def measure(client, receiver, name, folder, count, timeout=30.0):
         raw = f"From: a@example.com\r\nTo: b@example.com\r\nSubject: {subject}\r\n\r\nbody\r\n"
         t0 = time.time()
         client.append(folder, raw.encode())
-        deadline = t0 + timeout
-        while time.time() < deadline:
-            hit = [r for r in receiver.received(name)
-                   if (r["json"] or {}).get("data", {}).get("subject") == subject]
-            if hit:
-                out.append(hit[0]["at"] - t0)
-                break
-            time.sleep(0.005)
-        else:
+        at = arrival(receiver, name, lambda j, s=subject: j.get("data", {}).get("subject") == s,
+                     t0, timeout)
+        if at is None:
             print(f"  {folder}: message {i} not delivered within {timeout}s", flush=True)
+        else:
+            out.append(at - t0)
     return out
 
 
@@ -88,16 +95,12 @@ def measure_flags(client, receiver, name, folder, count, timeout=30.0):
         side = "added" if add else "deleted"
         t0 = time.time()
         (client.add_flags if add else client.remove_flags)([uid], [flag])
-        while time.time() < t0 + timeout:
-            hit = [r for r in receiver.received(name) if r["at"] >= t0
-                   and (r["json"] or {}).get("event") == "messageUpdated"
-                   and flag in r["json"]["data"]["changes"]["flags"].get(side, [])]
-            if hit:
-                out.append(hit[0]["at"] - t0)
-                break
-            time.sleep(0.005)
-        else:
+        at = arrival(receiver, name, lambda j, f=flag, d=side: j.get("event") == "messageUpdated"
+                     and f in j["data"]["changes"]["flags"].get(d, []), t0, timeout)
+        if at is None:
             print(f"  {folder}: flag change {i} not delivered within {timeout}s", flush=True)
+        else:
+            out.append(at - t0)
     client.unselect_folder()
     return out
 
@@ -109,16 +112,12 @@ def measure_created(client, receiver, name, count, timeout=30.0):
         path = f"Bench{i}x{time.time_ns()}"
         t0 = time.time()
         client.create_folder(path)
-        deadline = t0 + timeout
-        while time.time() < deadline:
-            hit = [r for r in receiver.received(name) if (r["json"] or {}).get("event") ==
-                   "mailboxNew" and r["json"].get("path") == path]
-            if hit:
-                out.append(hit[0]["at"] - t0)
-                break
-            time.sleep(0.005)
-        else:
+        at = arrival(receiver, name, lambda j, p=path: j.get("event") == "mailboxNew"
+                     and j.get("path") == p, t0, timeout)
+        if at is None:
             print(f"  CREATE {path}: no mailboxNew within {timeout}s", flush=True)
+        else:
+            out.append(at - t0)
     return out
 
 
