@@ -5,6 +5,7 @@ through the broker; the envelope handling is the same, so routes see identical e
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 import kombu.exceptions
@@ -81,9 +82,7 @@ def run_direct(task_name: str, timeout: float, kwargs: dict):
     headers = {transport.MEMORY_ACK: 1}
     # the sidecar's own deadline is `timeout` from when the task handed the command over
     wait = timeout + 1.0
-    if not _LEAN:
-        _LEAN.append(taskmsg.usable(celery))
-    if _LEAN[0]:
+    if _lean():
         # the message send_task would send, and the wait for the reply, in one round trip
         # (imapapi/taskmsg.py: kombu's publish was a quarter of the API's CPU per read)
         try:
@@ -109,7 +108,10 @@ def run_direct(task_name: str, timeout: float, kwargs: dict):
     return rpc.result_of(reply)
 
 
-_LEAN: list = []   # [bool]: can imapapi.taskmsg build this broker's messages (decided once)
+@functools.cache
+def _lean() -> bool:
+    """Can imapapi.taskmsg build this broker's messages (decided once per process)?"""
+    return taskmsg.usable(celery)
 
 
 def _reset_backend(celery):

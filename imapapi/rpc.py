@@ -70,10 +70,8 @@ def enqueue(redis, account: str, op: str, args: dict | None = None, *, timeout: 
     call = (4, keys.account(account), keys.OWNERS, keys.SIDECARS, keys.LEASES,
             "1" if require_connected else "0", account, HEARTBEAT_SUSPECT,
             _QUEUE_PREFIX, _QUEUE_SUFFIX, command.dumps(), QUEUE_TTL)
-    try:   # by SHA: the 1 KB script is not packed, sent and hashed again for every command
-        status, detail = redis.evalsha(_ENQUEUE_SHA, *call)
-    except NoScriptError:
-        status, detail = redis.eval(_ENQUEUE, *call)
+    # by SHA: the 1 KB script is not packed, sent and hashed again for every command
+    status, detail = run_script(redis, _ENQUEUE, _ENQUEUE_SHA, *call)
     status = status.decode() if isinstance(status, bytes) else status
     if status != "ok":
         detail = detail.decode() if isinstance(detail, bytes) else detail
@@ -111,11 +109,15 @@ _REPLY_SHA = hashlib.sha1(_REPLY.encode()).hexdigest()
 
 def send_reply(redis, reply: Reply) -> None:
     """Push a Reply (used by whoever answers instead of the sidecar, e.g. a refused command)."""
-    key, payload = keys.reply(reply.id), reply.dumps()
+    run_script(redis, _REPLY, _REPLY_SHA, 1, keys.reply(reply.id), reply.dumps(), REPLY_TTL)
+
+
+def run_script(redis, source: str, sha: str, *call):
+    """EVALSHA, and EVAL on the first use on this Redis (or after SCRIPT FLUSH / a restart)."""
     try:
-        redis.evalsha(_REPLY_SHA, 1, key, payload, REPLY_TTL)
-    except NoScriptError:   # first use on this Redis (or after SCRIPT FLUSH / a restart)
-        redis.eval(_REPLY, 1, key, payload, REPLY_TTL)
+        return redis.evalsha(sha, *call)
+    except NoScriptError:
+        return redis.eval(source, *call)
 
 
 def call(redis, account: str, op: str, args: dict | None = None, *, timeout: float,
