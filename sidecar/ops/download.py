@@ -40,10 +40,17 @@ class Pump:
             if self.error is None:
                 try:
                     self._wait_room()
-                    self.writer.write(item)
-                    self.sent += len(item)
+                    self.sent += self._write(item)
                 except BaseException as exc:   # re-raised in the op's thread by put()/finish()
                     self.error = exc
+            self._written(item)
+
+    def _write(self, data: bytes) -> int:
+        self.writer.write(data)
+        return len(data)
+
+    def _written(self, item) -> None:
+        """After an item was pushed (or dropped after an error)."""
 
     def _wait_room(self) -> None:
         """Wait until the reader has left room for the next chunk (4 of the window's 1 MiB
@@ -102,22 +109,15 @@ class FramePump(Pump):
     def put_frame(self, buffer: bytearray, size: int) -> None:
         self._queue.put((buffer, size))
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            buffer, size = item
-            if self.error is None:
-                try:
-                    self._wait_room()
-                    wire.put_data_header(buffer, size)
-                    with memoryview(buffer) as view:
-                        self.writer.write_frame(view[:wire.DATA_HEADER_SIZE + size])
-                    self.sent += size
-                except BaseException as exc:   # re-raised in the op's thread by take()/finish()
-                    self.error = exc
-            self._free.put(buffer)
+    def _write(self, item) -> int:
+        buffer, size = item
+        wire.put_data_header(buffer, size)
+        with memoryview(buffer) as view:
+            self.writer.write_frame(view[:wire.DATA_HEADER_SIZE + size])
+        return size
+
+    def _written(self, item) -> None:
+        self._free.put(item[0])   # the buffer is free again
 
 
 def pump_literal(writer, reader, size: int) -> int:
