@@ -142,7 +142,8 @@ def _quick_ack(conn) -> None:
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)   # Linux only
 
 
-class _SafeHTTPConnection(HTTPConnection):
+class _Checked:
+    """For urllib3's connection classes: the target check at connect time, quick ACKs."""
     allow_private = True
 
     def _new_conn(self):
@@ -153,15 +154,12 @@ class _SafeHTTPConnection(HTTPConnection):
         return super().getresponse(*args, **kwargs)
 
 
-class _SafeHTTPSConnection(HTTPSConnection):
-    allow_private = True
+class _SafeHTTPConnection(_Checked, HTTPConnection):
+    pass
 
-    def _new_conn(self):
-        return _safe_connect(self, self.allow_private)
 
-    def getresponse(self, *args, **kwargs):
-        _quick_ack(self)
-        return super().getresponse(*args, **kwargs)
+class _SafeHTTPSConnection(_Checked, HTTPSConnection):
+    pass
 
 
 class SafeAdapter(HTTPAdapter):
