@@ -134,7 +134,7 @@ def deliver_event(redis, event_id: str | None, *, account: str | None = None,
 
 def attempt_one(redis, event_id: str, *, now: float | None = None) -> tuple[str, float]:
     """One delivery attempt of one event without an account queue -> (outcome, countdown for
-    a retry); an account's events go through webhook_run.Run."""
+    a retry); an account's events go through Run below."""
     raw = redis.hget(JOBS, event_id)
     if raw is None:
         return "gone", 0.0
@@ -158,26 +158,42 @@ def attempt_one(redis, event_id: str, *, now: float | None = None) -> tuple[str,
     if not url or not allowed:
         _finish(redis, event_id, sent=False)
         return "dropped", 0.0
-    busy = busy_key(url)
-    timeout = get_settings().webhook_timeout
-    slot = f"{event_id}:{time.time_ns()}"
-    if not redis.eval(_ACQUIRE, 1, busy, slot, time.time(), timeout + 5, PER_TARGET):
-        redis.zadd(DUE, {event_id: time.time() + BUSY_DELAY + DELIVERY_LEASE})
+    posted = post_in_slot(redis, event_id, account, event, url, webhook_settings.secret(redis),
+                          get_settings().webhook_timeout)
+    if posted is None:
         return "busy", BUSY_DELAY
-    try:
-        body = json.dumps(event, separators=(",", ":")).encode()
-        result = post_detailed(url, body, event_id, webhook_settings.secret(redis), timeout)
-    finally:
-        redis.zrem(busy, slot)
-    error = result["error"]
+    entry, slot = posted
+    redis.zrem(*slot)
+    record(redis, entry)
+    error = entry["error"]
     now = now or time.time()
-    record(redis, {"id": event_id, "account": account, "event": event.get("event"),
-                   "url": safe_url(url), "ok": error is None, "status": result["status"],
-                   "ms": round(result["seconds"] * 1000, 1), "error": error, "at": time.time()})
     if error is None:
         _finish(redis, event_id, sent=True, event=event)
         return "sent", 0.0
     return failed(redis, event_id, job, url, error, now)
+
+
+def post_in_slot(redis, event_id: str, account: str | None, event: dict, url: str,
+                 secret: str | None, timeout: float) -> tuple[dict, tuple] | None:
+    """Take one of the receiver's PER_TARGET slots and POST the event -> (the delivery log
+    entry, the slot for the caller to free), or None when the receiver is busy (the job is
+    due again after BUSY_DELAY)."""
+    busy = busy_key(url)
+    slot = f"{event_id}:{time.time_ns()}"
+    if not redis.eval(_ACQUIRE, 1, busy, slot, time.time(), timeout + 5, PER_TARGET):
+        redis.zadd(DUE, {event_id: time.time() + BUSY_DELAY + DELIVERY_LEASE})
+        return None
+    try:
+        body = json.dumps(event, separators=(",", ":")).encode()
+        result = post_detailed(url, body, event_id, secret, timeout)
+    except BaseException:
+        redis.zrem(busy, slot)
+        raise
+    error = result["error"]
+    entry = {"id": event_id, "account": account, "event": event.get("event"),
+             "url": safe_url(url), "ok": error is None, "status": result["status"],
+             "ms": round(result["seconds"] * 1000, 1), "error": error, "at": time.time()}
+    return entry, (busy, slot)
 
 
 def failed(redis, event_id: str, job: dict, url: str, error: str,
@@ -320,32 +336,22 @@ class Run:
             self._done(head)
             return "dropped", 0.0
         url = self.url
-        busy = busy_key(url)
-        slot = f"{head}:{time.time_ns()}"
-        if not self.redis.eval(_ACQUIRE, 1, busy, slot, time.time(), self.timeout + 5,
-                               PER_TARGET):
-            self.redis.zadd(DUE, {head: time.time() + BUSY_DELAY + DELIVERY_LEASE})
+        posted = post_in_slot(self.redis, head, self.account, event, url, self.secret,
+                              self.timeout)
+        if posted is None:
             return "busy", BUSY_DELAY
-        try:
-            body = json.dumps(event, separators=(",", ":")).encode()
-            result = post_detailed(url, body, head, self.secret, self.timeout)
-        except BaseException:
-            self.redis.zrem(busy, slot)
-            raise
-        error = result["error"]
-        entry = {"id": head, "account": self.account, "event": event.get("event"),
-                 "url": safe_url(url), "ok": error is None, "status": result["status"],
-                 "ms": round(result["seconds"] * 1000, 1), "error": error, "at": time.time()}
+        entry, slot = posted
+        error = entry["error"]
         run_hooks(entry)
         if error is None:
             self.counts["webhooks:success"] += 1
-            self._done(head, seq=seq, slot=(busy, slot), entry=entry)
+            self._done(head, seq=seq, slot=slot, entry=entry)
             if isinstance(seq, int):
                 self.cursor = max(self.cursor, seq)
             return "sent", 0.0
         self.counts["webhooks:fail"] += 1
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zrem(busy, slot)
+        pipe.zrem(*slot)
         _log(pipe, entry)
         pipe.execute()
         self.flush()
