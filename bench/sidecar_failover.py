@@ -35,8 +35,8 @@ import yaml  # noqa: E402
 from handover_gaps import LOG_TIMESTAMP, LeaseWatch, breakdown, sessions  # noqa: E402
 
 from imapapi import accounts, events, keys, leases  # noqa: E402
-from tests.fixtures.replicas import (Replicas, SessionSampler, raise_inotify_limit,  # noqa: E402
-                                     session_dovecot)
+from tests.fixtures.replicas import (Replicas, SessionSampler, longest_gaps,  # noqa: E402
+                                     raise_inotify_limit, serving, session_dovecot)
 
 APPENDUID = re.compile(rb"APPENDUID \d+ (\d+)")
 
@@ -48,11 +48,7 @@ def chart_drain_budget() -> int:
 
 
 def served(sample, user, by_pid, exclude=None) -> bool:
-    for cpid, _d in sample.sessions.get(user, ()):
-        rep = by_pid.get(cpid)
-        if rep is not None and cpid != exclude and not rep.frozen_at(sample.t):
-            return True
-    return False
+    return bool(serving(sample, user, by_pid, exclude))
 
 
 def wait_all_served(sampler, users, reps, timeout, exclude=None) -> float | None:
@@ -112,31 +108,6 @@ def script_calls(url: str, db: int, seconds: float) -> tuple[dict, int]:
                 break
     mon_client.close()
     return counts, total
-
-
-def gaps(sampler, users, reps, start, end) -> dict[str, float]:
-    """Per account: the longest stretch in [start, end] without a session from a running
-    replica: from the last sample that saw one to the next that did, when a sample in between
-    saw none (two samples in a row that both saw one are no gap, however far apart)."""
-    by_pid = reps.by_pid()
-    last_seen = {u: start for u in users}
-    missed = dict.fromkeys(users, False)
-    worst = dict.fromkeys(users, 0.0)
-    for s in sampler.samples:
-        if s.t < start or s.t > end:
-            continue
-        for u in users:
-            if not served(s, u, by_pid):
-                missed[u] = True
-            elif missed[u]:
-                worst[u] = max(worst[u], s.t - last_seen[u])
-                last_seen[u], missed[u] = s.t, False
-            else:
-                last_seen[u] = s.t
-    for u in users:
-        if missed[u]:
-            worst[u] = max(worst[u], end - last_seen[u])
-    return worst
 
 
 def main() -> int:
@@ -276,7 +247,7 @@ def main() -> int:
         mail.join(20)
         watch.stop()
         dlog = sessions(str(Path(root) / "dovecot.log"))
-        worst = gaps(sampler, users, reps, t_roll, t_end)
+        worst = longest_gaps(sampler, users, reps, t_roll, t_end)
         # events: every append exactly one messageNew id (give sync a moment to catch up)
         deadline = time.time() + 60
         while True:
@@ -297,7 +268,7 @@ def main() -> int:
         exact = []
         for old, held, t_sig, t_exit in terms:
             # the leaving replica's accounts, from SIGTERM until a while after it exited
-            g = sorted(gaps(sampler, held, reps, t_sig, t_exit + 5).values()) or [0.0]
+            g = sorted(longest_gaps(sampler, held, reps, t_sig, t_exit + 5).values()) or [0.0]
             print(f"  SIGTERM {old.sid}: {len(held)} accounts, exited after {t_exit - t_sig:.1f} s;"
                   f" their longest time without a connection {g[-1]:.1f} s (p50 {g[len(g) // 2]:.1f} s;"
                   f" sampled: an upper bound, up to two sampling intervals more than the gap)")

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from imapapi import keys, leases
-from tests.fixtures.replicas import Replicas, SessionSampler, raise_inotify_limit, session_dovecot
+from tests.fixtures.replicas import (Replicas, SessionSampler, longest_gaps, raise_inotify_limit,
+                                     serving, session_dovecot)
 
 from .helpers import message
 
@@ -145,27 +146,6 @@ class Mutator(threading.Thread):
         return done
 
 
-def longest_gaps(sampler, users, reps, start, end) -> dict[str, float]:
-    """Per account: the longest stretch in [start, end] without a session from a running,
-    unfrozen replica (the draining one counts while it runs): from the last sample that saw
-    one to the next that did, when a sample in between saw none. Two samples in a row that
-    both saw one are no gap, however far apart a loaded machine made them."""
-    last = dict.fromkeys(users, start)
-    missed = dict.fromkeys(users, False)
-    worst = dict.fromkeys(users, 0.0)
-    for s in sampler.samples:
-        if start <= s.t <= end:
-            for u in users:
-                if not served_by(s, u, reps):
-                    missed[u] = True
-                elif missed[u]:
-                    worst[u] = max(worst[u], s.t - last[u])
-                    last[u], missed[u] = s.t, False
-                else:
-                    last[u] = s.t
-    return {u: max(worst[u], end - last[u] if missed[u] else 0.0) for u in users}
-
-
 def lease_owners(redis) -> dict[str, tuple[int, str]]:
     """account -> (token, owner) of every unexpired lease."""
     now = leases.redis_now_ms(redis)
@@ -179,13 +159,7 @@ def lease_owners(redis) -> dict[str, tuple[int, str]]:
 
 def served_by(sample, user, reps, exclude_pid=None):
     """Pids of running, unfrozen replicas with a session for `user` in this sample."""
-    by_pid = reps.by_pid()
-    out = set()
-    for cpid, _dpid in sample.sessions.get(user, ()):
-        rep = by_pid.get(cpid)
-        if rep is not None and cpid != exclude_pid and not rep.frozen_at(sample.t):
-            out.add(cpid)
-    return out
+    return serving(sample, user, reps.by_pid(), exclude_pid)
 
 
 def connected_count(api, users) -> int:
