@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from imapapi import errors
 
-from . import compat
+from . import compat, tlsread
 
 DRAIN_CHUNK = 1024 * 1024
 HEAD = 512   # bytes of the literal kept for the protocol log (which cuts at 256)
@@ -21,6 +21,8 @@ class LiteralReader:
 
     def __init__(self, client, size: int):
         self._file = compat.buffered_reader(client)
+        self._bulk = tlsread.BulkReader(compat.raw_socket(client))
+        self._buffered: int | None = None   # bytes imaplib's buffer still holds, once looked at
         self.left = size
         self.head = b""
         self.broken = False        # the connection failed under us: it is out of step
@@ -32,9 +34,20 @@ class LiteralReader:
         if want <= 0:
             return 0
         try:
-            got = self._file.readinto(view[:want])   # loops over TLS records until full
-            if not got:
-                raise compat.abort_error("connection closed in the middle of a literal")
+            got = 0
+            if self._buffered is None:   # what imaplib read past the response line
+                self._buffered = len(self._file.peek(0))
+            if self._buffered:
+                got = self._file.readinto(view[:min(self._buffered, want)])
+                self._buffered -= got
+            # then off the socket itself (tlsread.py), read-ahead only while more than
+            # AHEAD_TAIL bytes of the literal follow what it may take in
+            split = max(got, min(want, self.left - tlsread.AHEAD_TAIL))
+            for end, ahead in ((split, True), (want, False)):
+                if got < end:
+                    got += self._bulk.fill(view[got:end], ahead)
+                    if got < end:
+                        raise compat.abort_error("connection closed in the middle of a literal")
         except BaseException:
             self.broken = True
             raise
@@ -48,6 +61,10 @@ class LiteralReader:
         scratch = memoryview(bytearray(min(self.left, DRAIN_CHUNK)))
         while self.left:
             self.readinto(scratch)
+
+    def close(self) -> None:
+        if not self.broken:
+            self._bulk.close()
 
 
 def fetch_streamed(client, uid: int, section: str, consume) -> int:
@@ -74,6 +91,7 @@ def fetch_streamed(client, uid: int, section: str, consume) -> int:
                 raise
             failure.append(exc)
         reader.drain()
+        reader.close()
         tap = getattr(inner, "__self__", None)   # sidecar.wiretap.Tap when the log is wired in
         if hasattr(tap, "literal_streamed"):
             tap.literal_streamed(reader.head, size)

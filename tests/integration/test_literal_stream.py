@@ -1,17 +1,20 @@
 """sidecar/imap/literal.py on a real Dovecot over STARTTLS: the streamed FETCH gives the stored bytes, keeps the connection in step."""
 from __future__ import annotations
 
+import socket
+
 import pytest
 from imapclient import IMAPClient
 
 from imapapi import errors
-from sidecar.imap import compat
+from sidecar.imap import compat, tlsread
 from sidecar.imap.literal import fetch_streamed
 from tests.fixtures.dovecot import insecure_context
 from tests.integration.helpers import message
 
 pytestmark = pytest.mark.integration
 
+SSL_CTRL_GET_READ_AHEAD = 40
 BODY = b"".join(b"line %07d of a streamed body, CRLF ended\r\n" % i for i in range(120_000))
 
 
@@ -101,3 +104,50 @@ def test_gone_uid_is_message_not_found(mailbox):
     with pytest.raises(errors.MessageNotFound):
         collect(client, 999_999)
     client.noop()
+
+
+def test_bulk_reads_are_tuned_and_put_back(dovecot, mailbox):
+    """The TLS fast path is in use (tlsread.py finds the SSL object), and after the literal
+    the connection reads as before: no read-ahead, a low-water mark of 1 byte."""
+    client, user, password = mailbox
+    raw = message("tuned") + BODY
+    plant(dovecot, user, password, raw)
+    client.noop()
+    sock = compat.raw_socket(client)
+    ptr = tlsread.ssl_pointer(sock)
+    assert ptr is not None
+    assert collect(client, uid_of(client, "tuned"))[2] == raw
+    assert tlsread._libssl().SSL_ctrl(ptr, SSL_CTRL_GET_READ_AHEAD, 0, None) == 0
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) == 1
+    assert client.noop()
+
+
+@pytest.mark.parametrize("extra", [-1, 1, 5_000, 2 * tlsread.AHEAD_TAIL + 7])
+def test_literals_around_the_read_ahead_tail(dovecot, mailbox, extra):
+    """Literals just under and over AHEAD_TAIL, read through windows smaller and larger than
+    it: every byte arrives and the next command finds the connection in step."""
+    client, user, password = mailbox
+    head = message(f"tail {extra}")
+    size = tlsread.AHEAD_TAIL + extra
+    raw = head + BODY[:size - len(head)]
+    plant(dovecot, user, password, raw)
+    client.noop()
+    uid = uid_of(client, f"tail {extra}")
+    for view_size in (4096, 100_000):
+        assert collect(client, uid, view_size=view_size)[2] == raw
+        assert client.fetch([uid], ["RFC822.SIZE"])[uid][b"RFC822.SIZE"] == len(raw)
+
+
+def test_plaintext_connection(dovecot, mailbox):
+    """Without TLS the literal is read with recv_into on the socket itself."""
+    _client, user, password = mailbox
+    raw = message("plain") + BODY
+    plant(dovecot, user, password, raw)
+    plain = dovecot.client(user, password)
+    try:
+        plain.select_folder("INBOX", readonly=True)
+        uid = uid_of(plain, "plain")
+        assert collect(plain, uid)[2] == raw
+        assert plain.noop()
+    finally:
+        plain.logout()
