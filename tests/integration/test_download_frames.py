@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 import msgpack
+import redis as redis_lib
 import pytest
 
 from app.messages.frames import iter_frames
@@ -71,3 +72,22 @@ def test_finished_stream_leaves_no_gone_marker(redis, key):
 
 def test_msgpack_reads_frames_built_in_place(key):
     assert msgpack.unpackb(in_place(b"payload")) == [b"d", b"payload"]
+
+
+def test_big_frames_on_a_fresh_connection(redis_url, key):
+    """Frames bigger than a new connection's receive window (the low-water mark cannot be
+    met at once, the payload comes in parts) and frames of every size after them."""
+    fresh = redis_lib.Redis.from_url(redis_url)
+    try:
+        chunks = [bytes(range(256)) * (32 << 10), b"y" * 300_000, b"z"]   # 8 MiB first
+        fresh.rpush(key, *[in_place(c) for c in chunks], wire.end_frame({"size": 1}))
+        assert list(iter_frames(fresh, key, timeout=5)) == chunks
+        assert fresh.ping()
+    finally:
+        fresh.close()
+
+
+def test_payloads_are_bytes(redis, key):
+    """Gunicorn writes bytes only (no bytearray or memoryview)."""
+    redis.rpush(key, in_place(b"a" * 70_000), wire.data_frame(b"b"), wire.end_frame({"size": 1}))
+    assert [type(chunk) for chunk in iter_frames(redis, key, timeout=5)] == [bytes, bytes]
