@@ -182,6 +182,18 @@ def prometheus_dir(settings: Settings) -> str:
     return path
 
 
+# Gunicorn worker classes by IMAPAPI_API_WORKER (default linger; gthread is Gunicorn's own, for
+# A/B benches): linger's pool thread serves a kept-alive connection's next request itself
+WORKER_CLASSES = {"linger": "launcher.linger.LingerThreadWorker", "gthread": "gthread"}
+
+
+def _worker_class() -> str:
+    name = os.environ.get("IMAPAPI_API_WORKER", "linger")
+    if name not in WORKER_CLASSES:
+        die(f"IMAPAPI_API_WORKER: one of {', '.join(WORKER_CLASSES)}, not {name!r}")
+    return WORKER_CLASSES[name]
+
+
 def gunicorn_options(settings: Settings) -> dict:
     def child_exit(server, worker):
         from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
@@ -193,7 +205,7 @@ def gunicorn_options(settings: Settings) -> dict:
         else f"{settings.api_host}:{settings.api_port}",
         "workers": settings.api_workers,
         # requests mostly wait on a task result: threads keep a worker from starving
-        "worker_class": "gthread",
+        "worker_class": _worker_class(),
         "threads": 32,
         "control_socket_disable": True,
         "timeout": max(60, int(settings.command_timeout * 3)),
@@ -217,7 +229,7 @@ def gunicorn_options(settings: Settings) -> dict:
 
 
 def run_api(settings: Settings) -> int:
-    """Gunicorn with the app factory (`app:create_app()`), gthread workers, Prometheus multiproc."""
+    """Gunicorn with the app factory (`app:create_app()`), gthread-derived workers, Prometheus multiproc."""
     prometheus_dir(settings)
     from gunicorn.app.base import BaseApplication
 
