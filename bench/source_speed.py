@@ -8,16 +8,20 @@ Starts one Dovecot and our stack (tests/fixtures/stack.py), appends a message wi
           of bench/compare.py, 1 MiB reads)
   rpc     (--stages rpc) the sidecar alone: the messages.source command sent to it and its
           frames drained from Redis by the API's reader (app/messages/frames.py), no HTTP
+  api     (--stages api, on its own) the API's read path alone: 28 frames of 1 MiB already in
+          Redis read by app/messages/frames.py (and --ab's) and written to a TCP peer
   <name>  (--ab TREE) the same GET against a second stack run from TREE (for example an
           exported older commit: git archive <sha> | tar -x -C TREE) on --ab-db: old and new
           code side by side, the machine's load swings hitting both alike
 It prints MB/s per run, the medians, each download's ratio to the direct FETCH next to it
 and its median, and CPU seconds per download of the sidecar, the API workers and Dovecot's
 imap processes, this client, and Redis (from /proc; "redis*": Redis is shared by everyone on
-the machine, so it counts their commands too).
+the machine, so it counts their commands too), and how long the GET waited for its status
+line (the API answers once it holds the first frame). Before each run it waits (--patience)
+while a MONITOR client is attached to Redis: one slows every download several times over.
 
     .venv/bin/python bench/source_speed.py [--runs 7] [--attachment-mb 20] [--db 40]
-        [--stages http,rpc] [--ab /tmp/old-tree --ab-db 41]
+        [--stages http,rpc | --stages api] [--tree TREE] [--ab /tmp/old-tree --ab-db 41]
 """
 from __future__ import annotations
 
@@ -195,12 +199,67 @@ def measure(fns: dict, cpu_of: dict, size: int, runs: int, firsts: dict, rds,
               f"  {statistics.median(ratios):5.1f} %   CPU ms/download: {costs}{first}")
 
 
+def frames_module(tree: Path | None):
+    """app/messages/frames.py of a tree, loaded on its own (the rest is this tree's)."""
+    import importlib.util
+
+    path = (tree or ROOT) / "app" / "messages" / "frames.py"
+    spec = importlib.util.spec_from_file_location(f"frames_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def api_alone(trees: dict, db: int, frames: int, runs: int) -> None:
+    """The API's read path alone: `frames` 1 MiB data frames already in Redis, read by each
+    tree's iter_frames and written to a TCP peer that drains them (as Gunicorn's sendall to a
+    client); CPU of the reading thread."""
+    import socket
+    import threading
+
+    from imapapi import wire
+
+    rds = redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{db}", socket_timeout=60)
+    server = socket.create_server(("127.0.0.1", 0))
+    out = socket.create_connection(server.getsockname())
+    peer, _ = server.accept()
+
+    def drain():
+        sink = bytearray(1 << 20)
+        while peer.recv_into(sink):
+            pass
+    threading.Thread(target=drain, daemon=True).start()
+    frame = bytearray(wire.DATA_HEADER_SIZE + wire.STREAM_CHUNK)
+    frame[wire.DATA_HEADER_SIZE:] = os.urandom(wire.STREAM_CHUNK)
+    wire.put_data_header(frame, wire.STREAM_CHUNK)
+    modules = {name: frames_module(tree) for name, tree in trees.items()}
+    cpu: dict = {name: [] for name in modules}
+    wall: dict = {name: [] for name in modules}
+    key = "ia:stream:bench-api-alone"
+    for i in range(runs + 1):
+        for name in (list(modules) if i % 2 == 0 else list(modules)[::-1]):
+            rds.delete(key)
+            rds.rpush(key, *([bytes(frame)] * frames), wire.end_frame({"size": 0}))
+            started, used = time.perf_counter(), time.thread_time()
+            for chunk in modules[name].iter_frames(rds, key, timeout=30):
+                out.sendall(chunk)
+            if i:   # the first round warms up
+                cpu[name].append(time.thread_time() - used)
+                wall[name].append(time.perf_counter() - started)
+    rds.delete(key)
+    out.close()
+    print(f"\nAPI read path alone, {frames} x 1 MiB frames from Redis to a TCP peer, {runs} runs:")
+    for name in modules:
+        print(f"  {name:<10} reader CPU {statistics.median(cpu[name]) * 1000:6.1f} ms   "
+              f"wall {statistics.median(wall[name]) * 1000:6.1f} ms (medians)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--attachment-mb", type=int, default=20)
     ap.add_argument("--db", type=int, default=40)
-    ap.add_argument("--stages", default="http", help="http and/or rpc, comma-separated")
+    ap.add_argument("--stages", default="http", help="http, rpc and/or api, comma-separated")
     ap.add_argument("--tree", type=Path, help="run the main stack from this tree (default: ours)")
     ap.add_argument("--ab", type=Path, help="a second tree to run a stack from, side by side")
     ap.add_argument("--ab-db", type=int, default=41)
@@ -209,6 +268,11 @@ def main() -> int:
     ap.add_argument("--patience", type=float, default=120,
                     help="seconds to wait before a run for MONITOR clients to go away")
     args = ap.parse_args()
+    if args.stages == "api":   # no Dovecot, no stack
+        trees = {"http": args.tree, **({args.ab_name: args.ab} if args.ab else {})}
+        print(f"[{time.strftime('%H:%M:%S')}] load {os.getloadavg()}", flush=True)
+        api_alone(trees, args.db, 28, args.runs)
+        return 0
 
     root = Path(tempfile.mkdtemp(prefix="imapapi-source-"))
     root.chmod(0o755)
