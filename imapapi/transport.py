@@ -6,6 +6,7 @@
 # thread-safe, so one per channel (per pool, since a reconnect swaps the pool) is enough.
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlparse
 
 from kombu.transport import redis as kombu_redis
@@ -75,6 +76,13 @@ class Channel(kombu_redis.Channel):
     QoS = QoS
     _shared_client = None
 
+    @functools.cached_property
+    def client(self):
+        # kombu's cached_property takes an RLock on every read, and the event loop reads the
+        # BRPOP client about ten times per message; this one is a plain attribute once made
+        # (kombu only ever reads or closes it through __dict__)
+        return self._create_client(asynchronous=True)
+
     def _create_client(self, asynchronous=False):
         if asynchronous:
             return super()._create_client(asynchronous=True)
@@ -86,6 +94,26 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+    def register_with_event_loop(self, connection, loop):
+        super().register_with_event_loop(connection, loop)
+        # kombu's tick callback re-adds every socket to the hub before each poll: an epoll
+        # register that fails with EEXIST (an exception raised and caught) per socket and loop
+        # turn, several turns per message (py-spy: 5 % of the worker's CPU per API read).
+        # Ours adds a socket only when the hub does not have it (new, reconnected, resumed).
+        for callback in list(loop.on_tick):
+            if getattr(callback, "__qualname__", "").endswith(
+                    "register_with_event_loop.<locals>.on_poll_start"):
+                loop.on_tick.discard(callback)
+        cycle, readers, add_reader = self.cycle, loop.readers, loop.add_reader
+        on_readable = self.on_readable
+
+        def on_poll_start():
+            cycle.on_poll_start()
+            for fd in cycle.fds:
+                if readers.get(fd) != (on_readable, (fd,)):
+                    add_reader(fd, on_readable, fd)
+        loop.on_tick.add(on_poll_start)
 
 
 def for_url(url: str) -> str | None:

@@ -92,3 +92,37 @@ def test_a_rejected_memory_ack_message_is_requeued_in_front(redis_url, redis):
         msg.reject(requeue=True)
         assert redis.llen("imapapi-qos-reject") == 1
         assert not conn.default_channel.qos._memory_only
+
+
+def test_the_event_loop_adds_the_brpop_socket_once_and_keeps_delivering(redis_url):
+    from kombu.asynchronous import Hub
+
+    queue = Queue("imapapi-hub-test", Exchange("imapapi-hub-test"), "k")
+    hub = Hub()
+    added = []
+    add_reader = hub.add_reader
+    hub.add_reader = lambda fd, *args: (added.append(fd), add_reader(fd, *args))
+    try:
+        with Connection(redis_url, transport=transport.NAME) as conn:
+            conn.transport.register_with_event_loop(conn.connection, hub)
+            # kombu's own tick callback (re-adds every socket each turn) is replaced by ours
+            ticks = [cb for cb in hub.on_tick if "on_poll_start" in cb.__qualname__]
+            assert len(ticks) == 1 and ticks[0].__module__ == transport.__name__
+            got = []
+            consumer = conn.Consumer(queue, callbacks=[lambda body, msg: (got.append(body),
+                                                                          msg.ack())])
+            consumer.consume()
+            producer = conn.Producer(serializer="json")
+            loop = hub.create_loop()
+            for n in range(3):
+                producer.publish({"n": n}, exchange=queue.exchange, routing_key="k",
+                                 declare=[queue])
+                for _ in range(200):
+                    if len(got) > n:
+                        break
+                    next(loop)
+            assert got == [{"n": 0}, {"n": 1}, {"n": 2}]
+            # one BRPOP socket, added to the hub once however many turns the loop took
+            assert len(added) == len(set(added)) == 1
+    finally:
+        hub.close()
