@@ -21,6 +21,7 @@ from imapapi import tasknames as T
 from imapapi.transport import MEMORY_ACK
 
 NAME = "celery_tasks.pool:TaskPool"
+_UNSET = object()
 
 
 class _Done:
@@ -57,11 +58,25 @@ def iso8601(value):
 
 
 class Request(CeleryRequest):
-    """Celery's worker Request with the faster `expires` parse (the IMAP tasks' Request)."""
+    """Celery's worker Request with the faster `expires` parse and the body decoded once (the
+    IMAP tasks' Request)."""
 
-    def __init__(self, *args, **kwargs):
+    zone = _UNSET   # the app's timezone, fixed by TaskPool.on_start
+
+    def __init__(self, message, *args, **kwargs):
         kwargs.setdefault("maybe_iso8601", iso8601)
-        super().__init__(*args, **kwargs)
+        if not kwargs.get("decoded"):
+            # A protocol 2 message: Celery's strategy and Request already decoded the body
+            # (message.payload, memoized), yet hand the tracer the raw bytes to decode again.
+            kwargs.update(body=message.payload, decoded=True)
+        super().__init__(message, *args, **kwargs)
+
+    @property
+    def tzlocal(self):
+        # Celery looks the app's timezone up in the configuration for every message (for
+        # `expires`); TaskPool.on_start fixes it as it does uses_utc_timezone.
+        zone = Request.zone
+        return super().tzlocal if zone is _UNSET else zone
 
 
 class TaskPool(thread.TaskPool):
@@ -72,6 +87,7 @@ class TaskPool(thread.TaskPool):
             # RLock: 3 % of the worker's CPU per read); the configuration is final by now.
             utc = self.app.uses_utc_timezone()
             self.app.uses_utc_timezone = lambda: utc
+            Request.zone = self.app.conf.timezone
 
     def on_apply(self, target, args=None, kwargs=None, callback=None, accept_callback=None,
                  **options):

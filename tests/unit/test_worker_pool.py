@@ -47,3 +47,33 @@ def test_inline_jobs_run_in_the_callers_thread_and_others_on_the_executor():
         assert seen[T.WEBHOOK_DELIVER] is not threading.current_thread()
     finally:
         pool.stop()
+
+
+def test_the_imap_tasks_request_hands_the_tracer_the_body_decoded_once(monkeypatch, redis_url):
+    from kombu import Connection
+
+    from celery_tasks import pool
+    from imapapi import producer, settings, taskmsg, transport
+
+    monkeypatch.setattr(settings, "_current", settings.Settings(redis_url=redis_url))
+    app = producer.make_celery()
+
+    def message_get(**kwargs):
+        return None
+
+    task = app.task(name=T.MESSAGE_GET, Request="celery_tasks.pool:Request")(message_get)
+    kwargs = {"account": "a1", "message": "AAAAAQAAAAE", "reply_id": "r" * 32}
+    # the message the API publishes, taken off Redis by our transport as the worker does
+    _queue, raw = taskmsg.build(app, T.MESSAGE_GET, kwargs, expires=30,
+                                headers={MEMORY_ACK: 1})
+    with Connection(redis_url, transport=transport.NAME) as conn:
+        box = conn.SimpleQueue("imapapi-request-test")
+        conn.default_channel.client.lpush("imapapi-request-test", raw)
+        message = box.get(timeout=5)
+        req = pool.Request(message, app=app, task=task, body=message.body, decoded=False)
+        # the tracer gets (args, kwargs, embed), not bytes with a content type to decode
+        assert req.content_type is None and req.body is message.payload
+        assert req.args == [] and req.kwargs == kwargs
+        assert req.expires.tzinfo is not None and req.tzlocal == app.conf.timezone
+        message.ack()
+        box.close()
