@@ -7,6 +7,10 @@ so they are acks_late; writes are acked early (a redelivered STORE/MOVE could ac
 from __future__ import annotations
 
 import logging
+import threading
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from imapapi import errors, rpc
 from imapapi import tasknames as T
@@ -16,6 +20,52 @@ from imapapi.wire import Reply
 from .app import celery
 
 log = logging.getLogger(__name__)
+
+
+class Scripts:
+    """A Redis client's evalsha/eval (all rpc.run_script calls) on a connection of its pool
+    that the calling thread keeps.
+
+    On the path of an API read (issue 15) this skips what redis-py adds around a command
+    (retry wrapper, observability hooks, the HIMPORT check) and the pool's checkout and
+    return (locks, pid checks, a poll for unread data, connection-count metrics), as taskmsg
+    does for the API's publish. On a connection error (one Redis dropped) the client's own
+    call takes over, which reconnects and retries as it did before; this connection
+    reconnects on its next use."""
+
+    _kept = threading.local()
+
+    def __init__(self, redis):
+        self.redis = redis
+
+    def evalsha(self, sha, *args):
+        return self._run("EVALSHA", sha, args, self.redis.evalsha)
+
+    def eval(self, source, *args):
+        return self._run("EVAL", source, args, self.redis.eval)
+
+    def _connection(self):
+        pool = self.redis.connection_pool
+        kept = getattr(self._kept, "connection", None)
+        if kept is None or kept[0] is not pool:
+            # checked out for good: the threads pool's threads (and the consumer loop) live
+            # as long as the process
+            kept = self._kept.connection = (pool, pool.get_connection())
+        return kept[1]
+
+    def _run(self, command, script, args, fallback):
+        conn = self._connection()
+        try:
+            conn.send_command(command, script, *args)
+            return conn.read_response()
+        except RedisConnectionError:
+            conn.disconnect()
+            return fallback(script, *args)
+        except ResponseError:   # a whole reply (NOSCRIPT for one): the connection is fine
+            raise
+        except BaseException:   # a timeout, an interrupt: the reply may still be unread
+            conn.disconnect()
+            raise
 
 
 def run_op(op: str, account: str, timeout: float | None = None, reply_id: str | None = None,
@@ -31,6 +81,7 @@ def run_op(op: str, account: str, timeout: float | None = None, reply_id: str | 
     if reply_id is None:
         return rpc.envelope(lambda: rpc.result_of(rpc.call(redis, account, op, args,
                                                            timeout=timeout)))
+    redis = Scripts(redis)
     try:
         rpc.enqueue(redis, account, op, args, timeout=timeout, command_id=reply_id)
     except errors.ApiError as exc:
