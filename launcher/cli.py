@@ -182,13 +182,14 @@ def prometheus_dir(settings: Settings) -> str:
     return path
 
 
-# Gunicorn worker classes by IMAPAPI_API_WORKER (default linger; gthread is Gunicorn's own, for
-# A/B benches): linger's pool thread serves a kept-alive connection's next request itself
-WORKER_CLASSES = {"linger": "launcher.linger.LingerThreadWorker", "gthread": "gthread"}
+# Gunicorn worker classes by IMAPAPI_API_WORKER: gthread (Gunicorn's own, the default), or
+# linger (launcher/linger.py: ~15 % less API CPU per read, but its latency depends on the
+# machine's load, docs/architecture.md "Single-message reads")
+WORKER_CLASSES = {"gthread": "gthread", "linger": "launcher.linger.LingerThreadWorker"}
 
 
 def _worker_class() -> str:
-    name = os.environ.get("IMAPAPI_API_WORKER", "linger")
+    name = os.environ.get("IMAPAPI_API_WORKER", "gthread")
     if name not in WORKER_CLASSES:
         die(f"IMAPAPI_API_WORKER: one of {', '.join(WORKER_CLASSES)}, not {name!r}")
     return WORKER_CLASSES[name]
@@ -229,7 +230,7 @@ def gunicorn_options(settings: Settings) -> dict:
 
 
 def run_api(settings: Settings) -> int:
-    """Gunicorn with the app factory (`app:create_app()`), gthread-derived workers, Prometheus multiproc."""
+    """Gunicorn with the app factory (`app:create_app()`), gthread workers, Prometheus multiproc."""
     prometheus_dir(settings)
     from gunicorn.app.base import BaseApplication
 
