@@ -64,6 +64,8 @@ class ExtraPool:
 
     def reap(self, now: float | None = None) -> int:
         """Log out connections unused for IDLE_CLOSE seconds; -> how many were closed."""
+        if not self.free:
+            return 0   # most accounts never open one: no lock per account every round
         now = now or time.time()
         with self.cond:
             old = [c for c, used in self.free if now - used >= IDLE_CLOSE]
