@@ -19,6 +19,8 @@ from .imap import compat, selection
 
 _contexts: dict[tuple, ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
+_shared: dict = {}
+SHARED_MAX = 256   # distinct capability lists kept (a server could vary them per session)
 LOGIN_TIMEOUT = 20.0
 _CODE = re.compile(r"^\s*\[([A-Z0-9-]+)[^\]]*\]\s*")
 
@@ -49,6 +51,18 @@ def ssl_context(tls: dict | None) -> ssl.SSLContext:
                 ctx.minimum_version = getattr(ssl.TLSVersion, min_version.replace(".", "_"))
             _contexts[key] = ctx
         return ctx
+
+
+def shared(value):
+    """The process's one copy of an equal immutable value. Every session with a server announces
+    the same ~40 capabilities; kept per connection in four forms (imaplib's, imapclient's, the
+    session's and the sync engine's) they were ~11 KiB of each idle account's memory."""
+    got = _shared.get(value)
+    if got is None:
+        if len(_shared) >= SHARED_MAX:
+            return value
+        got = _shared.setdefault(value, value)
+    return got
 
 
 def _text(value) -> str:
@@ -110,7 +124,7 @@ def _keepalive(sock) -> None:
 
 
 def connect(imap: dict, timeout: float, *, account: str | None = None,
-            redis=None) -> tuple[IMAPClient, set[str]]:
+            redis=None) -> tuple[IMAPClient, frozenset[str]]:
     """Connect, upgrade (STARTTLS when offered), log in -> (client, upper-case capabilities).
 
     `useAuthServer` accounts fetch their credentials first (needs `account` and `redis`).
@@ -148,7 +162,8 @@ def connect(imap: dict, timeout: float, *, account: str | None = None,
         else:
             client.login(_text(auth.get("user", "")), _text(auth.get("pass", "")))
         compat.forget_capabilities(client)   # servers may announce more after login
-        caps = {_text(c).upper() for c in client.capabilities()}
+        compat.share_capabilities(client, shared)
+        caps = shared(frozenset(_text(c).upper() for c in client.capabilities()))
         compat.set_read_timeout(client, connect=timeout, read=timeout)
         selection.track(client)         # reads skip re-EXAMINing the selected folder
         return client, caps

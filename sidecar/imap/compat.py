@@ -26,7 +26,7 @@ CLASS_NAMES = {
 INSTANCE_NAMES = {
     IMAPClient: ("_imap", "_idle_tag", "_cached_capabilities", "_timeout"),
     imaplib.IMAP4: ("tagged_commands", "untagged_responses", "file", "sock", "state", "debug",
-                    "mo"),
+                    "mo", "capabilities"),
 }
 MODULE_NAMES = {
     _imapclient_module: ("parse_fetch_response", "SocketTimeout"),
@@ -91,6 +91,13 @@ def raw_socket(client):
 def forget_capabilities(client) -> None:
     """Servers may announce more after login; imapclient caches only the pre-auth list."""
     client._cached_capabilities = None
+
+
+def share_capabilities(client, shared) -> None:
+    """Fetch the capabilities and keep imapclient's and imaplib's lists as `shared(tuple)`
+    (one copy per process instead of one per connection: sidecar.connection.shared)."""
+    client._cached_capabilities = shared(tuple(client.capabilities()))
+    client._imap.capabilities = shared(tuple(client._imap.capabilities))
 
 
 def set_read_timeout(client, connect: float, read: float) -> None:

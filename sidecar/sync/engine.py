@@ -1,13 +1,14 @@
 """SyncEngine: the sidecar hooks that turn IDLE/NOTIFY pushes and sweeps into committed events."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
 from imapapi import events as ev
 from imapapi import webhook_settings
 from imapapi.settings import get_settings
-from sidecar.connection import is_connection_error
+from sidecar.connection import is_connection_error, shared
 from sidecar.hooks import IDLE_FOLDER, SyncHooks
 from sidecar.imap import codec, selection
 
@@ -21,6 +22,11 @@ RESUME_SWEEP_DELAY = 1.0   # after an API op: a sweep soon catches what it chang
 FOLLOW_UP = 1.0            # after pushes: one more look catches the rest of a burst Dovecot dropped
 STALE_RECONNECT_EVERY = 600.0   # at most this often: a new session for a server's stale folder list
 FULL_PASS_EVERY = 600.0   # a sweep compares with Redis's stored states at least this often
+# LIST attributes that say nothing about a folder's identity or role: Dovecot adds \UnMarked
+# once a folder has an index (so every new account's first sweep after its first pass was a
+# full one: Redis reads and a SELECT), and \Marked comes and goes with new mail, which the
+# STATUS values show anyway.
+_VOLATILE_FLAGS = frozenset(("\\marked", "\\unmarked"))
 
 
 def _selectable(client, path: str) -> bool:
@@ -44,8 +50,17 @@ def snapshot(live: dict, caps: set[str]) -> dict | None:
         st = meta.get("status")
         if not st or "HIGHESTMODSEQ" not in st:
             return None
-        out[path] = (tuple(meta.get("flags") or ()), meta.get("delimiter"), tuple(sorted(st.items())))
+        flags = tuple(f for f in meta.get("flags") or () if f.lower() not in _VOLATILE_FLAGS)
+        out[path] = (flags, meta.get("delimiter"), tuple(sorted(st.items())))
     return out
+
+
+def fingerprint(seen: dict | None) -> bytes | None:
+    """Pure: a snapshot as 16 bytes. Kept per connection instead of the snapshot itself (its
+    tuples and ints were ~4 KiB of each idle account's memory)."""
+    if seen is None:
+        return None
+    return hashlib.blake2b(repr(sorted(seen.items())).encode(), digest_size=16).digest()
 
 
 def empty_state(path: str, status: dict | None, caps: set[str]) -> state.FolderState | None:
@@ -92,7 +107,7 @@ class Ctx:
 
     def __init__(self, session):
         settings = getattr(session, "settings", None) or get_settings()
-        self.caps = {c.upper() for c in session.capabilities}
+        self.caps = shared(frozenset(c.upper() for c in session.capabilities))   # one copy
         self.watch = notify.Watch(self.caps, settings.status_sweep)
         self.folders: dict[str, dict] = {}     # path -> {specialUse, delimiter}
         self.states: dict = {}                 # path -> decoded FolderState last committed
@@ -104,7 +119,7 @@ class Ctx:
         self.unreachable: set[str] = set()
         # What the last complete pass saw (folders, flags, STATUS values) and when: a sweep whose
         # LIST-STATUS says the same stops there (no Redis reads, no re-SELECT of the idle folder)
-        self.seen: dict | None = None
+        self.seen: bytes | None = None   # its fingerprint()
         self.full_at = 0.0
 
     def next_tick(self) -> float:
@@ -229,7 +244,7 @@ class SyncEngine(SyncHooks):
         client, redis, account = session.client, session.redis, session.account
         live = imapio.list_folders(client, ctx.caps)
         now = time.time()
-        seen = snapshot(live, ctx.caps)
+        seen = fingerprint(snapshot(live, ctx.caps))
         if (seen is not None and seen == ctx.seen and not ctx.stale and now < ctx.full_at + FULL_PASS_EVERY
                 and selection.current(client, IDLE_FOLDER) is not None):
             # Nothing moved since the last complete pass (CONDSTORE: HIGHESTMODSEQ covers flag

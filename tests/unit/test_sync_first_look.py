@@ -1,7 +1,7 @@
 """A new account's empty folders: the state their first (silent) look commits, from STATUS alone."""
 import pytest
 
-from sidecar.sync.engine import empty_state, snapshot
+from sidecar.sync.engine import empty_state, fingerprint, snapshot
 
 CONDSTORE = {"CONDSTORE", "LIST-STATUS"}
 PLAIN = {"LIST-STATUS"}
@@ -43,6 +43,13 @@ SNAPSHOT_CASES = [
     (_live(), {**_live(), "Work": _live()["Sent"]}, CONDSTORE, False),   # a folder created
     (_live(), {"INBOX": _live()["INBOX"]}, CONDSTORE, False),            # a folder deleted
     (_live(), {**_live(), "Sent": {**_live()["Sent"], "flags": ["\\Junk"]}}, CONDSTORE, False),
+    # Dovecot adds \UnMarked once a folder has an index; \Marked follows new mail
+    (_live(), {**_live(), "Sent": {**_live()["Sent"], "flags": ["\\UnMarked", "\\Sent"]}},
+     CONDSTORE, True),
+    (_live(), {**_live(), "INBOX": {**_live()["INBOX"], "flags": ["\\HasNoChildren", "\\Marked"]}},
+     CONDSTORE, True),
+    (_live(), {**_live(), "Sent": {**_live()["Sent"], "flags": ["\\UnMarked", "\\Junk"]}},
+     CONDSTORE, False),
     (_live(), _live(), PLAIN, False),     # without CONDSTORE STATUS misses flag changes
     ({"INBOX": {"flags": [], "delimiter": "/", "status": None}},
      {"INBOX": {"flags": [], "delimiter": "/", "status": None}}, CONDSTORE, False),
@@ -53,3 +60,12 @@ SNAPSHOT_CASES = [
 def test_sweep_snapshot(before, after, caps, same):
     a, b = snapshot(before, caps), snapshot(after, caps)
     assert (a is not None and a == b) == same
+    # what a connection keeps of it: equal exactly when the snapshots are
+    assert (a is not None and fingerprint(a) == fingerprint(b)) == same
+    assert fingerprint(a) is None or len(fingerprint(a)) == 16
+
+
+def test_fingerprint_ignores_listing_order():
+    live = _live()
+    reordered = dict(reversed(list(live.items())))
+    assert fingerprint(snapshot(live, CONDSTORE)) == fingerprint(snapshot(reordered, CONDSTORE))
