@@ -4,12 +4,12 @@ For each size (--sizes, default 100,10000), on a flushed Redis DB and one Doveco
 many sessions (login processes shared, process/client/anvil limits, inotify instances and
 watches for IDLE): the account records are written first, then the real stack (worker, sidecar,
 API) starts and is timed until every account is `connected` (the per-state counters), then:
-  sidecar RSS and threads after 5 s idle, sidecar CPU % over the next --idle-seconds
+  sidecar RSS and threads after 5 s (+ --settle) idle, sidecar CPU % over the next --idle-seconds
   INBOX webhook latency: APPEND by another client -> messageNew POST at a local receiver, for
   --samples accounts that have a webhook URL (every other account has none)
   API listing p50 (GET messages, pageSize 20, one account, kept-alive client)
 
-    .venv/bin/python bench/scale.py [--sizes 100,10000] [--db 11] [--samples 20]
+    .venv/bin/python bench/scale.py [--sizes 100,10000] [--db 11] [--samples 20] [--settle 30]
         [--env IMAP_LOGIN_RATE=250 ...]
 
 Needs root for the inotify sysctls (one IDLE session = one inotify instance, all sessions run
@@ -189,7 +189,7 @@ def run_size(n: int, dovecot, url: str, root: Path, args, receiver) -> dict:
             elapsed = float("nan")
         connect_cpu = cpu_seconds(sidecar)
         dovecot_cpu = tree_cpu_seconds(dovecot.proc.pid) - dovecot_cpu0
-        time.sleep(5)
+        time.sleep(5 + args.settle)
         rss = proc_mb(sidecar)
         threads = len(os.listdir(f"/proc/{sidecar}/task"))
         c0 = cpu_seconds(sidecar)
@@ -221,6 +221,9 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--requests", type=int, default=100)
     ap.add_argument("--idle-seconds", type=float, default=10)
+    ap.add_argument("--settle", type=float, default=0,
+                    help="more seconds to wait after all connected before measuring RSS and idle "
+                         "CPU (the sidecar freezes its objects for the GC ~20 s after its ramp)")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the stack, e.g. IMAP_LOGIN_RATE=250")
