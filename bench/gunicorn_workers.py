@@ -1,7 +1,8 @@
 """Gunicorn worker classes side by side (gthread vs launcher.linger) on a bare WSGI app: latency per client mix.
 
 Starts one Gunicorn per class (1 worker, --threads threads, keepalive 5 s) serving `app` below,
-which sleeps --sleep ms (a request waiting on Redis, the GIL released) and returns 300 bytes.
+which sleeps --sleep ms (a request waiting on Redis, the GIL released) around --cpu ms of CPU
+(1.5 is about an API read's) and returns 300 bytes.
 Then, for --rounds rounds, each scenario runs on each class in turn (the order alternates per
 round, so load swings of a shared machine hit both alike) and the latencies of all rounds are
 pooled per class, with Gunicorn's CPU per request (arbiter + worker, from /proc):
@@ -10,7 +11,7 @@ pooled per class, with Gunicorn's CPU per request (arbiter + worker, from /proc)
   idle+1    --idle kept-alive connections left idle (one request each), 1 busy client
 
     .venv/bin/python bench/gunicorn_workers.py [--threads 4] [--requests 400] [--rounds 3]
-        [--sleep 2] [--mixes 4,12,32] [--idle 200] [--classes gthread,linger]
+        [--sleep 2] [--cpu 0] [--mixes 4,12,32] [--idle 200] [--classes gthread,linger]
     (--classes takes any Gunicorn worker class path too, e.g. an A/A run:
      --classes gthread,gunicorn.workers.gthread.ThreadWorker)
 """
@@ -33,20 +34,29 @@ BODY = b"x" * 300
 REQUEST = b"GET /v1/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
+def _spin(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
 def app(environ, start_response):
-    """The bench's WSGI app: wait like a request waiting on a reply, answer 300 bytes."""
+    """The bench's WSGI app: half its CPU, a wait like one on a reply, the other half."""
+    cpu = float(os.environ.get("BENCH_CPU_MS", "0")) / 2000.0
+    _spin(cpu)
     time.sleep(float(os.environ.get("BENCH_SLEEP_MS", "2")) / 1000.0)
+    _spin(cpu)
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))])
     return [BODY]
 
 
 class Server:
-    def __init__(self, name: str, threads: int, sleep_ms: float, log_dir: str):
+    def __init__(self, name: str, threads: int, sleep_ms: float, cpu_ms: float, log_dir: str):
         self.name = name
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        env = {**os.environ, "BENCH_SLEEP_MS": str(sleep_ms),
+        env = {**os.environ, "BENCH_SLEEP_MS": str(sleep_ms), "BENCH_CPU_MS": str(cpu_ms),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         self.log = open(Path(log_dir) / f"{name}.log", "wb")
         self.proc = subprocess.Popen(
@@ -145,6 +155,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sleep", type=float, default=2.0)
+    parser.add_argument("--cpu", type=float, default=0.0,
+                        help="ms of CPU per request, half before the sleep, half after")
     parser.add_argument("--mixes", default="4,12,32")
     parser.add_argument("--idle", type=int, default=200)
     parser.add_argument("--classes", default="gthread,linger")
@@ -157,9 +169,9 @@ def main() -> int:
     if args.idle:
         scenarios.append((f"idle{args.idle}+1", lambda p: idle_plus_one(p, args.idle, args.requests)))
     print(f"load average {os.getloadavg()[0]:.2f} at start; threads {args.threads}, "
-          f"app sleep {args.sleep} ms, {args.rounds} rounds", flush=True)
+          f"app sleep {args.sleep} ms, CPU {args.cpu} ms, {args.rounds} rounds", flush=True)
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as log_dir:
-        servers = {n: Server(n, args.threads, args.sleep, log_dir) for n in names}
+        servers = {n: Server(n, args.threads, args.sleep, args.cpu, log_dir) for n in names}
         try:
             results = {(s, n): [] for s, _ in scenarios for n in names}
             cpu = dict.fromkeys(results, 0.0)     # Gunicorn's CPU seconds (arbiter + worker)
