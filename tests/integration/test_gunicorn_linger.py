@@ -17,12 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class Gunicorn:
     def __init__(self, tmp_path: Path, *, threads: int, keepalive: int, linger: float,
-                 connections: int = 1000):
+                 connections: int = 1000, busy_load: float = float("inf")):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.log = open(tmp_path / "gunicorn.log", "wb")
-        env = {**os.environ, "TEST_LINGER": str(linger),
+        env = {**os.environ, "TEST_LINGER": str(linger), "TEST_BUSY_LOAD": str(busy_load),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-w", "1", "-k",
@@ -106,6 +106,17 @@ def test_kept_alive_connection_is_served_by_its_lingering_thread(serve):
     assert counts == counts[:1] * 5
     assert len({body["thread"] for _, body in answers}) == 1
     assert all(headers.get("connection", "").lower() != "close" for headers, _ in answers)
+
+
+def test_no_thread_lingers_on_a_busy_machine(serve):
+    # load average per CPU above BUSY_LOAD_PER_CPU (0 here): gthread's way, every request of a
+    # kept-alive connection comes through the poller
+    server = serve(threads=2, keepalive=5, linger=3, busy_load=0)
+    conn = Conn(server.port)
+    conn.get()
+    time.sleep(1.2)                     # the main loop has looked at the load
+    counts = [conn.get()[1]["enqueued"] for _ in range(4)]
+    assert counts == list(range(counts[0], counts[0] + 4))
 
 
 def test_second_connection_is_served_while_the_first_lingers_on_the_only_thread(serve):
