@@ -112,6 +112,12 @@ def send_reply(redis, reply: Reply) -> None:
     run_script(redis, _REPLY, _REPLY_SHA, 1, keys.reply(reply.id), reply.dumps(), REPLY_TTL)
 
 
+def reply_command(reply: Reply) -> tuple:
+    """send_reply's EVALSHA as a command to pack with others (the sidecar writes it with its
+    next BRPOP); on NoScriptError the caller falls back to send_reply."""
+    return ("EVALSHA", _REPLY_SHA, 1, keys.reply(reply.id), reply.dumps(), REPLY_TTL)
+
+
 def run_script(redis, source: str, sha: str, *call):
     """EVALSHA, and EVAL on the first use on this Redis (or after SCRIPT FLUSH / a restart)."""
     try:
@@ -166,5 +172,5 @@ def envelope(fn, *args, **kwargs) -> dict:
         return {"ok": False, "error": exc.to_dict()}
 
 
-__all__ = ["call", "enqueue", "wait", "reply_of", "send_reply", "result_of", "result", "iter_stream", "envelope", "owner_of", "live_sidecars",
-           "REPLY_TTL", "HEARTBEAT_STALE", "HEARTBEAT_SUSPECT"]
+__all__ = ["call", "enqueue", "wait", "reply_of", "send_reply", "reply_command", "result_of", "result",
+           "iter_stream", "envelope", "owner_of", "live_sidecars", "REPLY_TTL", "HEARTBEAT_STALE", "HEARTBEAT_SUSPECT"]
