@@ -75,6 +75,9 @@ def decode_params(raw) -> dict:
         key = (_s(raw[i]) or "").strip().lower()
         value = raw[i + 1]
         value = value if isinstance(value, bytes) else (_s(value) or "").encode("utf-8")
+        if "*" not in key:   # nearly every parameter: no RFC 2231 continuation or charset
+            plain[key] = value
+            continue
         match = _PARAM.match(key)
         if not match or (match.group(2) is None and match.group(3) is None):
             plain[key] = value

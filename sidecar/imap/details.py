@@ -11,6 +11,7 @@ from .fetch import body_value, fetch_one, read_section
 from .textdecode import TextDecoder, encoded_budget, unflow, utf8_cut
 
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
+_HEADER = re.compile(rb"^([^ \t\n:][^\n:]*):([^\n]*)", re.M)   # a line not starting with a blank
 # A details FETCH: the listing items plus the raw header block.
 DETAIL_ITEMS: tuple = listing.FETCH_ITEMS + (b"BODY.PEEK[HEADER]",)
 
@@ -18,14 +19,15 @@ DETAIL_ITEMS: tuple = listing.FETCH_ITEMS + (b"BODY.PEEK[HEADER]",)
 def parse_headers(raw: bytes | None) -> dict[str, list[str]]:
     """Header block -> {lower-case name: [decoded value per occurrence]}."""
     out: dict[str, list[str]] = {}
-    for line in _FOLD.sub(b"", raw or b"").split(b"\n"):
-        line = line.rstrip(b"\r")
-        if b":" not in line or line[:1] in (b" ", b"\t"):
-            continue
-        name, value = line.split(b":", 1)
+    # one C pass finds the (name, value) of every unfolded line that has a colon
+    for name, value in _HEADER.findall(_FOLD.sub(b"", raw or b"")):
         name = to_text(name).strip().lower()
         if name:
-            out.setdefault(name, []).append(decode_words(value.strip()))
+            value = value.strip()
+            if name in out:
+                out[name].append(decode_words(value))
+            else:
+                out[name] = [decode_words(value)]
     return out
 
 

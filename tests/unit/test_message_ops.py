@@ -57,6 +57,13 @@ def test_parse_headers_unfolds_and_decodes():
                                   "x-empty": [""]}
 
 
+def test_parse_headers_skips_what_is_not_a_header_line():
+    raw = (b"From: a@b.example\r\nno colon here\r\n: no name\r\n \r\n"
+           b"X-Time:  12:30:01 \r\nX-Bytes: caf\xe9\nX-Name : v\r\nFrom: second")
+    assert parse_headers(raw) == {"from": ["a@b.example", "second"], "x-time": ["12:30:01"],
+                                  "x-bytes": ["café"], "x-name": ["v"]}
+
+
 def test_copyuid_from_tagged_text_and_untagged_code():
     assert _copyuid([b"[COPYUID 1700 5 12] Moved UIDs."]) == (1700, 12)
     assert _copyuid([b"1700 5 12"]) == (1700, 12)
