@@ -24,18 +24,6 @@ OPS = int(os.environ.get("IMAPAPI_DIFF_OPS", "1000"))
 SEED = int(os.environ.get("IMAPAPI_DIFF_SEED", "1414"))
 
 
-def test_seeded_differential_run(api, stack, dovecot, webhook_receiver):
-    result = D.run(api=api, stack=stack, dovecot=dovecot, receiver=webhook_receiver,
-                   seed=SEED, ops=OPS, settle=90.0)
-    summary = {k: result[k] for k in ("feed", "webhooks", "orderViolations", "settleSeconds",
-                                      "latency", "feedAnomalies", "webhookAnomalies")}
-    assert D.clean(result["feed"]), summary
-    assert D.clean(result["webhooks"]), summary
-    assert result["orderViolations"] == 0, summary
-    assert not result["webhookAnomalies"] and not result["feedAnomalies"], summary
-    assert result["withoutSeq"] == 0, "every payload carries the account's sequence number"
-
-
 def _account(api, stack, dovecot, receiver, folders=()):
     user, pw, name = f"fid{time.time_ns() % 10**10}", "pw12345", f"fid{time.time_ns()}"
     dovecot.add_user(user, pw)
@@ -75,6 +63,18 @@ def test_folder_renamed_back_is_announced_again(api, stack, dovecot, webhook_rec
     assert D.clean(D.compare(server, model)) and not odd, (D.compare(server, model), odd)
     client.logout()
     api.delete(f"/v1/account/{user}")
+
+
+def test_seeded_differential_run(api, stack, dovecot, webhook_receiver):
+    result = D.run(api=api, stack=stack, dovecot=dovecot, receiver=webhook_receiver,
+                   seed=SEED, ops=OPS, settle=90.0)
+    summary = {k: result[k] for k in ("feed", "webhooks", "orderViolations", "settleSeconds",
+                                      "latency", "feedAnomalies", "webhookAnomalies")}
+    assert D.clean(result["feed"]), summary
+    assert D.clean(result["webhooks"]), summary
+    assert result["orderViolations"] == 0, summary
+    assert not result["webhookAnomalies"] and not result["feedAnomalies"], summary
+    assert result["withoutSeq"] == 0, "every payload carries the account's sequence number"
 
 
 def test_changes_in_the_gap_are_reported_soon_after_reconnect(api, stack, dovecot,
