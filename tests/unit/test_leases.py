@@ -210,3 +210,28 @@ def test_a_deleted_account_gets_no_lease_nor_owner_entry(r):
     r.delete(keys.account(a))   # a reconcile that read the account set before the delete
     assert leases.acquire(r, "s1", [a], ttl=10) == {}
     assert not r.hexists(leases.LEASES, a) and owner_entry(r, a) is None
+
+
+def test_renew_takes_any_account_id_in_its_packed_argument(r):
+    # the packed form is length-prefixed in bytes: separators and multi-byte characters in an id
+    # must not shift the next lease
+    odd = [f"lease-test-{uuid.uuid4().hex[:6]}{tail}" for tail in (":1,2", "ü€,", ",:", "9")]
+    r.made.extend(odd)
+    for acct in odd:
+        r.hset(keys.account(acct), mapping={"account": acct, "state": "init"})
+    held = leases.acquire(r, "s1", odd, ttl=1)
+    assert set(held) == set(odd)
+    before = {a: leases.current(r, a)[1] for a in odd}
+    time.sleep(0.01)
+    stolen = dict(held, **{odd[1]: held[odd[1]] + 1000})   # a token we do not hold
+    assert leases.renew(r, "s1", stolen, ttl=10, packed=leases.pack(stolen.items())) == [odd[1]]
+    for acct in (odd[0], odd[2], odd[3]):
+        tok, exp, owner = leases.current(r, acct)
+        assert (tok, owner) == (held[acct], "s1") and exp > before[acct]
+
+
+def test_pack_splits_into_one_argument_per_batch():
+    items = [(f"a{i}", i) for i in range(leases.BATCH * 2 + 1)]
+    packed = leases.pack(items)
+    assert len(packed) == 3
+    assert packed[2] == f"{len(items[-1][0])}:{items[-1][0]}{items[-1][1]},"
