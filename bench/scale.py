@@ -10,7 +10,21 @@ API) starts and is timed until every account is `connected` (the per-state count
   API listing p50 (GET messages, pageSize 20, one account, kept-alive client)
 
     .venv/bin/python bench/scale.py [--sizes 100,10000] [--db 11] [--samples 20] [--settle 30]
-        [--env IMAP_LOGIN_RATE=250 ...]
+        [--env IMAP_LOGIN_RATE=250 ...] [--cold] [--restart] [--imap-prefork 64]
+
+What "all connected" measures: from the stack's start (processes, imports, the sidecar's 2 s
+join settle) until every account's state is `connected`, each one logged in, its first sync
+done (LIST-STATUS, SELECT INBOX, commits) and in IDLE. Every user has logged in once before
+(prewarm: Dovecot creates a mailbox at a user's first login, which a sidecar (re)start does not
+pay; --cold skips it). --restart times a second start too: the stack stopped, every account's
+stored state set to `disconnected`, the stack started again with the accounts' sync state in
+Redis (EmailEngine's set-up delay at start-up is this case).
+
+Dovecot's master starts an imap process per session, one at a time: with no spare process it
+forks one for the pending post-login hand-off and stops accepting more until that one is up
+(src/master/service-monitor.c, service_accept), so logins queue behind process start-ups (23 a
+second here, whatever the client's concurrency). --imap-prefork N (`service imap {
+process_min_avail = N }`) keeps N spares, forked up to 10 at a time; 0 is the old configuration.
 
 Needs root for the inotify sysctls (one IDLE session = one inotify instance, all sessions run
 as one user) and about 5 GB of memory on Dovecot's side for 10,000 sessions.
@@ -29,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,14 +58,16 @@ from tests.fixtures.stack import Stack  # noqa: E402
 from tests.fixtures.webhooks import Receiver  # noqa: E402
 
 
-def big_dovecot(root: Path, sessions: int) -> Dovecot:
-    """The fixture's many-connections Dovecot with its limits raised for `sessions`."""
+def big_dovecot(root: Path, sessions: int, prefork: int = 0) -> Dovecot:
+    """The fixture's many-connections Dovecot with its limits raised for `sessions`; `prefork`
+    spare imap processes (see the module docstring)."""
     procs = sessions + 500
     # Every TLS session stays proxied through an imap-login process: two from the start (one
     # per core) share the handshakes and logins instead of one doing them all.
     dovecot_mod.MANY_LOGIN = ("  service_count = 0\n  client_limit = 2000\n  process_limit = 64\n"
                               "  process_min_avail = 2\n")
-    dovecot_mod.MANY_LIMITS = (f"service imap {{\n  process_limit = {procs}\n}}\n"
+    spare = f"  process_min_avail = {prefork}\n" if prefork else ""
+    dovecot_mod.MANY_LIMITS = (f"service imap {{\n  process_limit = {procs}\n{spare}}}\n"
                                f"default_client_limit = {2 * procs}\n"
                                f"default_process_limit = {procs}\n")
     dovecot_mod.CONFIG = dovecot_mod.CONFIG.replace(
@@ -109,6 +126,20 @@ def tree_cpu_seconds(root: int) -> float:
     return total / tick
 
 
+def prewarm(dovecot, users: int, parallel: int = 16) -> None:
+    """Log every user in once (plain LOGIN, LIST, SELECT INBOX): Dovecot creates the mailbox
+    (Maildir, auto-created folders, indexes) at a user's first login, which a sidecar's
+    (re)start with existing accounts does not pay."""
+    def one(chunk):
+        for i in chunk:
+            conn = dovecot.client(f"user{i}", f"pw{i}")
+            conn.list_folders()
+            conn.select_folder("INBOX", readonly=True)
+            conn.logout()
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(one, [range(k, users, parallel) for k in range(parallel)]))
+
+
 def count_connected(r, n: int) -> int:
     pipe = r.pipeline(transaction=False)
     for i in range(n):
@@ -153,42 +184,69 @@ def listing_p50(port: int, account: str, n: int) -> float:
     return statistics.median(samples)
 
 
-def run_size(n: int, dovecot, url: str, root: Path, args, receiver) -> dict:
-    r = redis_lib.Redis.from_url(url)
-    r.flushdb()
-    samples = list(range(0, n, max(1, n // args.samples)))[:args.samples]
-    hooked = set(samples)
-    t0 = time.time()
-    pipe_batch = 0
-    for i in range(n):
-        payload = dovecot.account_payload(f"acct{i:05d}", f"user{i}", f"pw{i}")
-        if i in hooked:
-            payload["webhooks"] = receiver.url(f"acct{i:05d}")
-        accounts.upsert(r, payload)
-        pipe_batch += 1
-    print(f"  {n} account records written in {time.time() - t0:.1f} s", flush=True)
-    env = {"LOG_LEVEL": "warn", "COMMAND_TIMEOUT": "30s"}
-    env.update(item.split("=", 1) for item in args.env)
-    stack = Stack(url, env=env, log_dir=root / f"logs-{n}")
+def time_connect(n: int, stack: Stack, dovecot, r, timeout: float) -> dict:
+    """Start the stack and wait until all `n` accounts are connected (the stack keeps running)."""
     load0 = os.getloadavg()[0]
     dovecot_cpu0 = tree_cpu_seconds(dovecot.proc.pid)
     t0 = time.time()
     stack.start()
     sidecar = stack.procs["sidecar"].pid
     peak, connected, elapsed = 0.0, 0, None
+    while time.time() - t0 < timeout:
+        peak = max(peak, proc_mb(sidecar))
+        connected = count_connected(r, n)
+        if connected >= n:
+            elapsed = time.time() - t0
+            break
+        time.sleep(0.5)
+    if elapsed is None:
+        print(f"  NOT all connected after {timeout:.0f} s: {connected}/{n}", flush=True)
+        elapsed = float("nan")
+    connect_cpu = cpu_seconds(sidecar)
+    dovecot_cpu = tree_cpu_seconds(dovecot.proc.pid) - dovecot_cpu0
+    return {"connect_s": elapsed, "connect_cpu_s": connect_cpu,
+            "connect_rate": connected / (time.time() - t0 if elapsed != elapsed else elapsed),
+            "sidecar_ms_per_account": connect_cpu / max(1, connected) * 1000,
+            "dovecot_connect_cpu_s": dovecot_cpu,
+            "dovecot_ms_per_account": dovecot_cpu / max(1, connected) * 1000,
+            "peak": peak, "load_start": load0}
+
+
+def restart(n: int, url: str, dovecot, root: Path, env: dict, r, timeout: float) -> dict:
+    """The second start: every stored state set to `disconnected` (a stopped sidecar leaves
+    them `connected`), then the stack again, timed like the first."""
+    pipe = r.pipeline(transaction=False)
+    for i in range(n):
+        accounts.set_state(pipe, f"acct{i:05d}", "disconnected")
+    pipe.execute()
+    stack = Stack(url, env=env, log_dir=root / f"logs-{n}-restart")
     try:
-        while time.time() - t0 < args.timeout:
-            peak = max(peak, proc_mb(sidecar))
-            connected = count_connected(r, n)
-            if connected >= n:
-                elapsed = time.time() - t0
-                break
-            time.sleep(0.5)
-        if elapsed is None:
-            print(f"  NOT all connected after {args.timeout:.0f} s: {connected}/{n}", flush=True)
-            elapsed = float("nan")
-        connect_cpu = cpu_seconds(sidecar)
-        dovecot_cpu = tree_cpu_seconds(dovecot.proc.pid) - dovecot_cpu0
+        got = time_connect(n, stack, dovecot, r, timeout)
+    finally:
+        stack.stop()
+    return {f"restart_{k}": v for k, v in got.items() if k not in ("peak", "load_start")}
+
+
+def run_size(n: int, dovecot, url: str, root: Path, args, receiver) -> dict:
+    r = redis_lib.Redis.from_url(url)
+    r.flushdb()
+    samples = list(range(0, n, max(1, n // args.samples)))[:args.samples]
+    hooked = set(samples)
+    t0 = time.time()
+    for i in range(n):
+        payload = dovecot.account_payload(f"acct{i:05d}", f"user{i}", f"pw{i}")
+        if i in hooked:
+            payload["webhooks"] = receiver.url(f"acct{i:05d}")
+        accounts.upsert(r, payload)
+    print(f"  {n} account records written in {time.time() - t0:.1f} s", flush=True)
+    env = {"LOG_LEVEL": "warn", "COMMAND_TIMEOUT": "30s"}
+    env.update(item.split("=", 1) for item in args.env)
+    stack = Stack(url, env=env, log_dir=root / f"logs-{n}")
+    try:
+        got = time_connect(n, stack, dovecot, r, args.timeout)
+        print(f"  all connected in {got['connect_s']:.1f} s", flush=True)
+        sidecar = stack.procs["sidecar"].pid
+        peak = got.pop("peak")
         time.sleep(5 + args.settle)
         rss = proc_mb(sidecar)
         threads = len(os.listdir(f"/proc/{sidecar}/task"))
@@ -197,21 +255,21 @@ def run_size(n: int, dovecot, url: str, root: Path, args, receiver) -> dict:
         idle_cpu = (cpu_seconds(sidecar) - c0) / args.idle_seconds * 100
         lat = webhook_latency(dovecot, receiver, samples)
         listing = listing_p50(stack.port, f"acct{samples[0]:05d}", args.requests)
-        return {"accounts": n, "connect_s": elapsed, "connect_cpu_s": connect_cpu,
-                "connect_rate": connected / (time.time() - t0 if elapsed != elapsed else elapsed),
-                "sidecar_ms_per_account": connect_cpu / max(1, connected) * 1000,
-                "dovecot_connect_cpu_s": dovecot_cpu,
-                "dovecot_ms_per_account": dovecot_cpu / max(1, connected) * 1000,
-                "rss_mb": rss, "peak_rss_mb": max(peak, proc_mb(sidecar, "VmHWM")),
-                "threads": threads, "idle_cpu_pct": idle_cpu,
-                "webhook_p50_ms": statistics.median(lat) * 1000 if lat else float("nan"),
-                "webhook_max_ms": max(lat) * 1000 if lat else float("nan"),
-                "webhooks": len(lat), "listing_p50_ms": listing,
-                "redis_mib": sum(r.memory_usage(k, samples=0) or 0
-                                 for k in r.scan_iter(count=2000)) / 2**20,
-                "load_start": load0, "load_end": os.getloadavg()[0]}
+        got.update({"accounts": n,
+                    "rss_mb": rss, "peak_rss_mb": max(peak, proc_mb(sidecar, "VmHWM")),
+                    "threads": threads, "idle_cpu_pct": idle_cpu,
+                    "webhook_p50_ms": statistics.median(lat) * 1000 if lat else float("nan"),
+                    "webhook_max_ms": max(lat) * 1000 if lat else float("nan"),
+                    "webhooks": len(lat), "listing_p50_ms": listing,
+                    "redis_mib": sum(r.memory_usage(k, samples=0) or 0
+                                     for k in r.scan_iter(count=2000)) / 2**20,
+                    "load_end": os.getloadavg()[0]})
     finally:
         stack.stop()
+    if args.restart:
+        got.update(restart(n, url, dovecot, root, env, r, args.timeout))
+        print(f"  restart: all connected in {got['restart_connect_s']:.1f} s", flush=True)
+    return got
 
 
 def main() -> int:
@@ -227,6 +285,12 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the stack, e.g. IMAP_LOGIN_RATE=250")
+    ap.add_argument("--cold", action="store_true",
+                    help="no prewarm: the timed start pays Dovecot's mailbox creation")
+    ap.add_argument("--restart", action="store_true",
+                    help="also time a second start (accounts and their sync state exist)")
+    ap.add_argument("--imap-prefork", type=int, default=64, metavar="N",
+                    help="Dovecot's spare imap processes (process_min_avail); 0: none")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -238,13 +302,17 @@ def main() -> int:
         from imapapi import crypto
         crypto.load_keyring(state_dir=str(root / "state"), generate=True)
         os.environ["KEY_FILE"] = str(root / "state" / "secret.key")
-    dovecot = big_dovecot(root / "dovecot", max(sizes))
+    dovecot = big_dovecot(root / "dovecot", max(sizes), args.imap_prefork)
     receiver = Receiver().start()
     results = []
     try:
         dovecot.start()
         for i in range(max(sizes)):
             dovecot.add_user(f"user{i}", f"pw{i}")
+        if not args.cold:
+            t0 = time.time()
+            prewarm(dovecot, max(sizes))
+            print(f"prewarm: {max(sizes)} first logins in {time.time() - t0:.1f} s", flush=True)
         for n in sizes:
             print(f"[{time.strftime('%H:%M:%S')}] {n} accounts (load {os.getloadavg()[0]:.1f})",
                   flush=True)
@@ -269,10 +337,16 @@ def main() -> int:
             ("API listing p50 (ms)", "listing_p50_ms", "{:.1f}"),
             ("Redis keys' memory (MiB)", "redis_mib", "{:.1f}"),
             ("load average start / end", None, None)]
+    if args.restart:
+        rows[2:2] = [("restart: all connected (s)", "restart_connect_s", "{:.1f}"),
+                     ("restart: sidecar / Dovecot CPU per account (ms)", None, "restart")]
     print("\n| figure | " + " | ".join(f"{r['accounts']} accounts" for r in results) +
           " |\n|---|" + "---|" * len(results))
     for label, key, fmt in rows:
-        if key is None:
+        if fmt == "restart":
+            cells = [f"{r['restart_sidecar_ms_per_account']:.1f} / "
+                     f"{r['restart_dovecot_ms_per_account']:.1f}" for r in results]
+        elif key is None:
             cells = [f"{r['load_start']:.1f} / {r['load_end']:.1f}" for r in results]
         else:
             cells = [fmt.format(r[key]) for r in results]
