@@ -196,15 +196,17 @@ def append_events(redis, account: str, events: list[dict],
 
 def emit(redis, account: str, event: str, data: dict, *, path: str | None = None,
          special_use: str | None = None, id_parts: tuple = (), quiet: bool = False,
-         fence=None, feed: bool = True) -> dict | None:
+         fence=None, feed: bool = True, wanted: bool | None = None) -> dict | None:
     """Commit one event outside a folder sync (sending results, account state) and wake a
     webhook worker. Pass id_parts that identify the change (e.g. the queue id and attempt) so a
     retried write keeps its event id. `quiet`: a failed write is logged, not raised (a sending
     event must never turn a delivered message into a failed task); -> None then. `feed`: False
-    for a webhook-only event (not kept in /changes)."""
+    for a webhook-only event (not kept in /changes). `wanted`: whether a webhook job goes out,
+    when the caller has just read the settings (None: read them here)."""
     ev = make_event(account, event, data, path=path, special_use=special_use, id_parts=id_parts)
     try:
-        wanted = wanted_for(redis, account, event)
+        if wanted is None:
+            wanted = wanted_for(redis, account, event)
         append_events(redis, account, [ev], deliver=lambda e: wanted, fence=fence,
                       feed=lambda e: feed)
     except Exception:
@@ -221,7 +223,7 @@ def emit(redis, account: str, event: str, data: dict, *, path: str | None = None
 
 
 def emit_account_event(redis, account: str, event: str, data: dict | None = None, *,
-                       fence=None) -> dict:
+                       fence=None, wanted: bool | None = None) -> dict:
     """Account-level events (authenticationError/Success, connectError) from the runtime.
 
     Each call is its own occurrence: the id includes the time in nanoseconds, so two logins
@@ -232,7 +234,7 @@ def emit_account_event(redis, account: str, event: str, data: dict | None = None
     data = dict(data or {})
     return emit(redis, account, event, data,
                 id_parts=(time.time_ns(), json.dumps(data, sort_keys=True)), fence=fence,
-                feed=event not in FEED_SKIPS)
+                feed=event not in FEED_SKIPS, wanted=wanted)
 
 
 def read_events(redis, account: str, cursor: str | None = None, count: int = 100) -> tuple[list, str]:

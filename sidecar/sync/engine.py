@@ -74,6 +74,17 @@ def empty_state(path: str, status: dict | None, caps: set[str]) -> state.FolderS
                              highest_modseq=int(status.get("HIGHESTMODSEQ") or 0), version=1)
 
 
+def _webhook_view(redis, account: str) -> tuple[dict, str | None]:
+    """(webhookEvents and notify* settings, the account's webhook URL), one round trip."""
+    return webhook_settings.sync_view(redis, account, ["webhookEvents", "notifyText",
+                                                       "notifyTextSize", "notifyHeaders"])
+
+
+def _wanted(view: tuple[dict, str | None], event: str) -> bool:
+    """Pure: does an event get a webhook job under these settings?"""
+    return bool(view[1]) and webhook_settings.event_allowed(view[0].get("webhookEvents"), event)
+
+
 class StaleFolderList(ConnectionError):
     """The server lists a folder that it says does not exist: only a new session helps."""
 
@@ -121,6 +132,7 @@ class Ctx:
         # LIST-STATUS says the same stops there (no Redis reads, no re-SELECT of the idle folder)
         self.seen: bytes | None = None   # its fingerprint()
         self.full_at = 0.0
+        self.view: tuple | None = None   # webhook settings read at connect, for its first pass
 
     def next_tick(self) -> float:
         if self.pending:
@@ -152,13 +164,17 @@ class SyncEngine(SyncHooks):
                     if is_connection_error(exc):
                         raise
         ctx = session.sync_ctx = Ctx(session)
+        # One read of the webhook settings serves the event and the first pass's syncer.
+        ctx.view = view = _webhook_view(session.redis, session.account)
         try:
             ev.emit_account_event(session.redis, session.account, "authenticationSuccess",
                                   {"user": ((session.record or {}).get("imap") or {}).get("auth", {})
-                                   .get("user")}, fence=getattr(session, "fence", None))
+                                   .get("user")}, fence=getattr(session, "fence", None),
+                                  wanted=_wanted(view, "authenticationSuccess"))
         except Exception:
             log.exception("%s: authenticationSuccess event failed", session.account)
         self._pass(session, ctx)
+        ctx.view = None   # unused (the pass stopped early): never kept for a later one
         ctx.collect(session.client)
         session.next_tick = ctx.next_tick()
 
@@ -207,13 +223,10 @@ class SyncEngine(SyncHooks):
         return ctx
 
     def _syncer(self, session, ctx) -> FolderSync:
-        redis, account = session.redis, session.account
-        stored = webhook_settings.get_all(redis, ["webhookEvents", "notifyText", "notifyTextSize",
-                                                  "notifyHeaders"])
-        has_target = bool(webhook_settings.target(redis, account))
-        flt = stored.get("webhookEvents")
-        wanted = (lambda e: has_target and webhook_settings.event_allowed(flt, e["event"]))
-        fs = FolderSync(session, ctx.caps, wanted, stored)
+        # the settings read at connect serve its first pass; every later pass reads them afresh
+        view, ctx.view = ctx.view or _webhook_view(session.redis, session.account), None
+        stored = view[0]
+        fs = FolderSync(session, ctx.caps, lambda e: _wanted(view, e["event"]), stored)
         fs.delimiters = {p: m.get("delimiter") for p, m in ctx.folders.items()}
         fs.cache = ctx.states
         return fs
