@@ -284,12 +284,22 @@ def logout():
 
 
 # -- headers --------------------------------------------------------------------------------
+_FIXED_HEADERS = (("x-frame-options", "X-Frame-Options", "DENY"),
+                  ("referrer-policy", "Referrer-Policy", "no-referrer"),
+                  ("x-content-type-options", "X-Content-Type-Options", "nosniff"))
+
+
 def _headers(response):
-    docs = request.endpoint in DOCS
-    response.headers.setdefault("Content-Security-Policy", CSP_DOCS if docs else CSP)
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    # Each header only where the view set none. Not Headers.setdefault: it looks each name up
+    # through a raised and caught BadRequestKeyError when absent (the usual case), two per call:
+    # 4 setdefaults were ~15 us of every API response (issue 15).
+    headers = response.headers
+    present = {name.lower() for name in headers.keys()}
+    if "content-security-policy" not in present:
+        headers.add("Content-Security-Policy", CSP_DOCS if request.endpoint in DOCS else CSP)
+    for lower, name, value in _FIXED_HEADERS:
+        if lower not in present:
+            headers.add(name, value)
     return response
 
 

@@ -163,6 +163,23 @@ def test_security_headers(client):  # noqa: F811
         assert headers["Referrer-Policy"] == "no-referrer"
 
 
+
+def test_security_headers_once_and_a_views_own_kept(app):  # noqa: F811
+    from flask import Response, request
+
+    from app import security
+    with app.test_request_context("/v1/accounts"):
+        resp = security._headers(Response("x", headers={
+            "x-frame-options": "SAMEORIGIN", "Content-Security-Policy": "default-src 'self'"}))
+    assert resp.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert resp.headers.getlist("Content-Security-Policy") == ["default-src 'self'"]
+    assert resp.headers.getlist("Referrer-Policy") == ["no-referrer"]
+    assert resp.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+    with app.test_request_context("/v1/accounts"):
+        request.url_rule = types.SimpleNamespace(endpoint="api-docs.openapi_swagger_ui")
+        resp = security._headers(Response("x"))
+    assert resp.headers.getlist("Content-Security-Policy") == [security.CSP_DOCS]
+
 def test_body_limit_is_413_json(client):  # noqa: F811
     settings_mod.replace(api_max_body=1000)
     resp = client.post("/v1/account", data=b"{" + b" " * 2000 + b"}",
