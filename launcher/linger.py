@@ -59,6 +59,7 @@ class LingerThreadWorker(gthread.ThreadWorker):
     # 2-core machine lingering was faster at 1.2-3.8 and slower in half the runs at 5-8 (a
     # thread serving its connection's requests itself then waits longer for a core)
     BUSY_LOAD_PER_CPU = 4.0
+    NOTIFY_EVERY = 1.0      # seconds between heartbeats to the arbiter (gthread: every turn)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -72,6 +73,9 @@ class LingerThreadWorker(gthread.ThreadWorker):
         self._local = threading.local()
         self._calm = True                   # the machine's load allows lingering
         self._calm_at = 0.0
+        self._notified = float("-inf")
+        self._notify_every = min(self.NOTIFY_EVERY, self.timeout / 4) if self.timeout else (
+            self.NOTIFY_EVERY)
         self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
             os.cpu_count() or 1)
 
@@ -130,6 +134,16 @@ class LingerThreadWorker(gthread.ThreadWorker):
             if state != _YIELDED:           # a yielding thread counted itself free already
                 with self._lock:
                     self._free += 1
+
+    def notify(self):
+        # gthread calls this on every turn of its loop, a few turns per request: each an
+        # os.utime() of the heartbeat file (4 % of the API's samples per read, py-spy). The
+        # arbiter only needs one within its timeout (60 s at least here): once a second (or a
+        # quarter of a shorter timeout) will do.
+        now = time.monotonic()
+        if now - self._notified >= self._notify_every:
+            self._notified = now
+            super().notify()
 
     def murder_keepalived(self, force=False):
         super().murder_keepalived(force)

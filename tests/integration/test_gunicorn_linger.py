@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class Gunicorn:
     def __init__(self, tmp_path: Path, *, threads: int, keepalive: int, linger: float,
-                 connections: int = 1000, busy_load: float = float("inf")):
+                 connections: int = 1000, busy_load: float = float("inf"), timeout: int = 30):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -28,7 +28,7 @@ class Gunicorn:
             [sys.executable, "-m", "gunicorn", "-w", "1", "-k",
              "tests.fixtures.lingerapp.CountingLinger", "--threads", str(threads),
              "--keep-alive", str(keepalive), "--graceful-timeout", "10",
-             "--worker-connections", str(connections),
+             "--worker-connections", str(connections), "--timeout", str(timeout),
              "-b", f"127.0.0.1:{self.port}", "tests.fixtures.lingerapp:app"],
             cwd=ROOT, env=env, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 20
@@ -118,6 +118,20 @@ def test_no_thread_lingers_on_a_busy_machine(serve):
     counts = [conn.get()[1]["enqueued"] for _ in range(4)]
     assert counts == list(range(counts[0], counts[0] + 4))
 
+
+
+@pytest.mark.parametrize("busy_load", [0, float("inf")])
+def test_heartbeats_keep_the_worker_within_a_short_timeout(serve, busy_load):
+    # the worker tells the arbiter it is alive at most once a second (a quarter of a shorter
+    # timeout), not on every turn of its loop: busy and idle, a 2 s timeout never kills it
+    server = serve(threads=2, keepalive=5, linger=0.05, busy_load=busy_load, timeout=2)
+    conn = Conn(server.port)
+    pid = conn.get()[1]["pid"]
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert conn.get()[1]["pid"] == pid
+    time.sleep(4)
+    assert Conn(server.port).get()[1]["pid"] == pid
 
 def test_second_connection_is_served_while_the_first_lingers_on_the_only_thread(serve):
     server = serve(threads=1, keepalive=5, linger=3)
