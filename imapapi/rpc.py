@@ -64,9 +64,8 @@ _ENQUEUE_SHA = hashlib.sha1(_ENQUEUE.encode()).hexdigest()
 def enqueue(redis, account: str, op: str, args: dict | None = None, *, timeout: float,
             require_connected: bool = True, command_id: str | None = None) -> Command:
     """Check the account and hand `op` to its sidecar; the reply will land on keys.reply(id)."""
-    command = Command(account=account, op=op, args=args or {}, deadline=time.time() + timeout)
-    if command_id:
-        command.id = command_id
+    command = Command(account=account, op=op, args=args or {}, deadline=time.time() + timeout,
+                      **({"id": command_id} if command_id else {}))   # no uuid4 made to be dropped
     call = (4, keys.account(account), keys.OWNERS, keys.SIDECARS, keys.LEASES,
             "1" if require_connected else "0", account, HEARTBEAT_SUSPECT,
             _QUEUE_PREFIX, _QUEUE_SUFFIX, command.dumps(), QUEUE_TTL)
