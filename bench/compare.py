@@ -5,7 +5,8 @@ and our stack (tests/fixtures/stack.py, another DB), and measures each figure fo
 phase, the original first, each phase on a freshly started system with a flushed DB, so load from
 other users of the machine hits both alike:
   single   one account, a multipart message and a message with a big attachment in INBOX:
-           GET message/{id} p50, GET text/{id}?textType=* p50 (sequential, kept-alive client),
+           GET message/{id} p50, GET text/{id}?textType=* p50, GET messages (the listing of
+           those two, pageSize 20) p50 (sequential, kept-alive client),
            GET message/{id}/source MB/s vs a direct FETCH BODY.PEEK[] over STARTTLS
   connect  --accounts accounts registered (8 parallel POSTs) until all are `connected`
   memory   Redis growth from --memory-from to --accounts idle connected accounts: the sum of
@@ -266,6 +267,10 @@ class Single:
                                                "?textType=*")
         assert status == 200 and b"attached report" in raw, raw[:300]
 
+    def listing(self):
+        status, raw = self.http.request("GET", "/v1/account/bench/messages?path=INBOX&pageSize=20")
+        assert status == 200 and b'"messages"' in raw, raw[:300]
+
     def source_mbs(self) -> float:
         started = time.perf_counter()
         got = self.http.stream(f"/v1/account/bench/message/{self.big['id']}/source")
@@ -281,7 +286,8 @@ def direct_mbs(direct, size: int) -> float:
 
 def phase_single(system: System, dovecot: Dovecot, args, samples, direct) -> dict:
     one = Single(system, dovecot, samples)
-    out = {"message_p50": p50(one.details, args.requests), "text_p50": p50(one.text, args.requests)}
+    out = {"message_p50": p50(one.details, args.requests), "text_p50": p50(one.text, args.requests),
+           "listing_p50": p50(one.listing, args.requests)}
     rates, direct_rates = [], []
     for _ in range(args.runs):
         direct_rates.append(direct_mbs(direct, one.size))
@@ -298,7 +304,8 @@ def single_interleaved(peer: System, ours: System, dovecot: Dovecot, args, sampl
     first alternating), so a load swing of the shared machine hits both alike."""
     both = {peer.name: Single(peer, dovecot, samples), ours.name: Single(ours, dovecot, samples)}
     out = {name: {} for name in both}
-    for label, call in (("message_p50", Single.details), ("text_p50", Single.text)):
+    for label, call in (("message_p50", Single.details), ("text_p50", Single.text),
+                        ("listing_p50", Single.listing)):
         times = {name: [] for name in both}
         for one in both.values():
             for _ in range(10):
@@ -476,6 +483,7 @@ def print_table(results: dict, args, peer: str, ours: str) -> None:
     if "message_p50" in p:
         rows += [("GET message/{id} p50 (ms)", "message_p50", "{:.2f}"),
                  ("GET text/{id}?textType=* p50 (ms)", "text_p50", "{:.2f}"),
+                 ("GET messages?path=INBOX&pageSize=20 p50 (ms)", "listing_p50", "{:.2f}"),
                  (f"source {args.attachment_mb} MB attachment (MB/s)", "source_mbs", "{:.1f}"),
                  ("  direct FETCH BODY.PEEK[] STARTTLS (MB/s)", "direct_mbs", "{:.1f}"),
                  ("  source / direct (%)", "source_pct", "{:.0f}")]
