@@ -212,6 +212,28 @@ def time_connect(n: int, stack: Stack, dovecot, r, timeout: float) -> dict:
             "peak": peak, "load_start": load0}
 
 
+def settle_children(pid: int, timeout: float = 120) -> None:
+    """Wait until the old sessions' imap processes are gone: one reaped while its CPU is read
+    counts twice (live, then in the master's reaped total), and 10,000 of them exiting made the
+    restart's Dovecot CPU come out negative."""
+    last, since, deadline = -1, time.time(), time.time() + timeout
+    while time.time() < deadline:
+        count = sum(1 for entry in os.listdir("/proc") if entry.isdigit()
+                    and _ppid(entry) == pid)
+        if count != last:
+            last, since = count, time.time()
+        elif time.time() - since >= 2:
+            return
+        time.sleep(0.5)
+
+
+def _ppid(entry: str) -> int:
+    try:
+        return int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
 def restart(n: int, url: str, dovecot, root: Path, env: dict, r, timeout: float) -> dict:
     """The second start: every stored state set to `disconnected` (a stopped sidecar leaves
     them `connected`), then the stack again, timed like the first."""
@@ -219,6 +241,7 @@ def restart(n: int, url: str, dovecot, root: Path, env: dict, r, timeout: float)
     for i in range(n):
         accounts.set_state(pipe, f"acct{i:05d}", "disconnected")
     pipe.execute()
+    settle_children(dovecot.proc.pid)
     stack = Stack(url, env=env, log_dir=root / f"logs-{n}-restart")
     try:
         got = time_connect(n, stack, dovecot, r, timeout)
