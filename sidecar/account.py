@@ -119,6 +119,7 @@ class Session:
         # Kept here for the sync engine (sidecar.sync.engine), per connection:
         self.sync_ctx = None            # its per-connection context, None until on_connected
         self.qresync_enabled = False    # ENABLE QRESYNC succeeded on this connection
+        self.logins = None              # the runtime's LoginGate (sync.probe's logins are paced)
 
 
 class Account:
@@ -145,6 +146,7 @@ class Account:
         self.backoff = Backoff()
         self.setup_drops = 0      # consecutive sessions lost during setup (see _setup_dropped)
         self.session = Session(account_id, runtime.redis, runtime.settings)
+        self.session.logins = runtime.logins
         self.session.fence = lease
         self.extras = ExtraPool(self)
 

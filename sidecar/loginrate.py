@@ -62,3 +62,15 @@ class LoginGate:
             with self._lock:
                 self.waited += held
         return held
+
+    def take(self, host: str | None) -> bool:
+        """One login slot now, without waiting -> taken (Redis down: yes). For optional logins
+        made while the account's main connection is held (sidecar.sync.probe)."""
+        if not host:
+            return True
+        try:
+            return int(self.redis.eval(_TAKE, 1, keys.login_rate(host), self.step_ms,
+                                       self.burst_ms)) <= 0
+        except Exception as exc:
+            log.debug("login pacing unavailable: %s", exc)
+            return True

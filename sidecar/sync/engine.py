@@ -12,7 +12,7 @@ from sidecar.connection import is_connection_error, shared
 from sidecar.hooks import IDLE_FOLDER, SyncHooks
 from sidecar.imap import codec, selection
 
-from . import diff, imapio, notify, state
+from . import diff, imapio, notify, probe, state
 from .folder import FolderSync
 
 log = logging.getLogger(__name__)
@@ -166,13 +166,15 @@ class SyncEngine(SyncHooks):
         ctx = session.sync_ctx = Ctx(session)
         # One read of the webhook settings serves the event and the first pass's syncer.
         ctx.view = view = _webhook_view(session.redis, session.account)
-        try:
-            ev.emit_account_event(session.redis, session.account, "authenticationSuccess",
-                                  {"user": ((session.record or {}).get("imap") or {}).get("auth", {})
-                                   .get("user")}, fence=getattr(session, "fence", None),
-                                  wanted=_wanted(view, "authenticationSuccess"))
-        except Exception:
-            log.exception("%s: authenticationSuccess event failed", session.account)
+        if not probe.quiet_login(session):   # a session replaced by sync.probe is no news
+            try:
+                ev.emit_account_event(session.redis, session.account, "authenticationSuccess",
+                                      {"user": ((session.record or {}).get("imap") or {})
+                                       .get("auth", {}).get("user")},
+                                      fence=getattr(session, "fence", None),
+                                      wanted=_wanted(view, "authenticationSuccess"))
+            except Exception:
+                log.exception("%s: authenticationSuccess event failed", session.account)
         self._pass(session, ctx)
         ctx.view = None   # unused (the pass stopped early): never kept for a later one
         ctx.collect(session.client)
@@ -271,6 +273,8 @@ class SyncEngine(SyncHooks):
         folders = {p: {"specialUse": special_use(p, m["flags"]), "delimiter": m["delimiter"]}
                    for p, m in live.items()}
         created, deleted = diff.folder_changes(stored, folders)
+        if probe.should_probe(deleted, created, baselined):
+            probe.check(session, set(live))   # a rename this session's LIST missed: new session
         events, updates = [], []
         known = state.load_statuses(redis, account, sorted(set(folders) | set(deleted)))
         for path in deleted:

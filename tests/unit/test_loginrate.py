@@ -40,3 +40,13 @@ def test_hosts_are_paced_separately_and_case_insensitively(r):
         assert gate.wait(None) == 0.0
     finally:
         r.delete(keys.login_rate(a), keys.login_rate(b))
+
+
+def test_take_gets_a_slot_without_waiting_or_says_no(r):
+    gate = LoginGate(r, rate=2)
+    host = f"take-{uuid.uuid4().hex}.test"
+    try:
+        assert [gate.take(host) for _ in range(3)] == [True, True, False]   # burst of 2, no wait
+        assert gate.take(None) is True
+    finally:
+        r.delete(keys.login_rate(host))
