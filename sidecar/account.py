@@ -1,34 +1,14 @@
-"""Per-account state machine (pure transition table) and its runtime: connect, IDLE, drop, retry.
+"""Per-account runtime of the state machine in sidecar.fsm: connect, IDLE, drop, retry.
 
 One Account per owned account id. Its main connection logs in, runs the sync hooks, then IDLEs
 (or NOOP-polls) under the reactor; ops borrow it with IDLE paused or use an extra connection
 (sidecar.extra). Failures retry with backoff from reactor timers. The state is written to the
 account record in Redis on every persisted transition, so the API (and a replica taking the
-account over after a restart) sees it. The transitions, as TRANSITIONS below codes them:
-
-                       start (settings changed / reconnect requested)
-            +-----------------------------------------------------+
-            |                                                     |
-            v                 ok                                  |
-  init --start--> connecting -----------------------------> connected
-            ^      |  |  ^                                        |
-            |      |  |  |  start (reactor timer, 0.5-2.5 s)      | dropped
-            |      |  |  +--------------------- disconnected <----+
-            |      |  |  connect_failed
-            |      |  +-------------> connectError ---------+
-            |      |  auth_failed                           | start (reactor timer
-            |      +-------------> authenticationError -----+  after backoff)
-            |                                               |
-            +-----------------------------------------------+
-
-  connecting --start--> connecting   a settings change while the setup is still queued
-  connecting --dropped--> disconnected   logged in, but the server ended the session during
-                                        the first sync (Dovecot: a folder deleted under us)
-  any state  --stop-->  stopped      in memory only: deleted, handed over, shutting down
+account over after a restart) sees it.
+The transitions are drawn and coded in sidecar/fsm.py.
 """
 from __future__ import annotations
 
-import json
 import logging
 import random
 import socket
@@ -43,6 +23,7 @@ from .imap import compat
 from .backoff import Backoff
 from .connection import ConnectFailure, close_quietly, connect, is_connection_error
 from .extra import ExtraPool
+from .fsm import PERSISTED, imap_signature, transition
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -53,22 +34,6 @@ RESUME_GRACE = 0.1         # after an op, wait this long for the next one before
 SETUP_DROP_STEP = 0.5      # retry delay grows by this per consecutive drop during setup ...
 SETUP_DROP_CAP = 5.0       # ... up to this (plus 0-1 s jitter): never the connect backoff
 
-# (state, event) -> next state. States are persisted (except "stopped"); events come from the runtime.
-TRANSITIONS = {
-    ("init", "start"): "connecting",
-    ("disconnected", "start"): "connecting",
-    ("connectError", "start"): "connecting",
-    ("authenticationError", "start"): "connecting",
-    ("connected", "start"): "connecting",          # settings changed: reconnect
-    ("connecting", "start"): "connecting",
-    ("connecting", "ok"): "connected",
-    ("connecting", "auth_failed"): "authenticationError",
-    ("connecting", "connect_failed"): "connectError",
-    ("connected", "dropped"): "disconnected",
-    ("connecting", "dropped"): "disconnected",
-}
-PERSISTED = {"connecting", "connected", "authenticationError", "connectError", "disconnected"}
-
 
 def _abort(client) -> None:
     """Shut the connection's socket down without touching imaplib's state (see stop())."""
@@ -76,29 +41,6 @@ def _abort(client) -> None:
         socket.socket.shutdown(compat.raw_socket(client), socket.SHUT_RDWR)
     except Exception:
         pass   # None, or closed already
-
-
-class InvalidTransition(ValueError):
-    pass
-
-
-def transition(state: str, event: str) -> str:
-    """Pure: next state, or InvalidTransition. "stop" is valid from every state."""
-    if event == "stop":
-        return "stopped"
-    try:
-        return TRANSITIONS[(state, event)]
-    except KeyError:
-        raise InvalidTransition(f"{event!r} not allowed in state {state!r}") from None
-
-
-def imap_signature(record: dict | None) -> str:
-    """What a connection depends on: a change means reconnect with the new settings.
-
-    `reconnectRequested` is a timestamp the reconnect task writes to force a fresh login."""
-    record = record or {}
-    return json.dumps([record.get("imap"), record.get("path"), record.get("reconnectRequested")],
-                      sort_keys=True, default=str)
 
 
 class Session:

@@ -23,7 +23,8 @@ from imapapi.accounts import get_record, purge as purge_account
 
 from . import gcfreeze, handover
 from . import runtime as runtime_mod
-from .account import Account, imap_signature
+from .account import Account
+from .fsm import imap_signature
 from .handover import owned, owner
 from .leasing import LeaseKeeper
 from .server import CommandServer

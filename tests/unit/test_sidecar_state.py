@@ -1,7 +1,7 @@
 """Account state machine: the transition table, table-driven."""
 import pytest
 
-from sidecar.account import PERSISTED, InvalidTransition, imap_signature, transition
+from sidecar.fsm import PERSISTED, InvalidTransition, imap_signature, transition
 from imapapi.accounts import STATES
 
 ALLOWED = [
