@@ -1,10 +1,11 @@
-"""Assignment (rendezvous hashing) and paced handover: an account moves no faster than its next holder connects."""
+"""Assignment (rendezvous hashing), paced handover (no faster than the next holder connects), drain and final release."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import math
+import threading
 import time
 
 from imapapi import keys, leases
@@ -188,3 +189,45 @@ def drain(sup, budget: float | None = None) -> None:
         sup.wait_wake(DRAIN_PASS)
     sup.flush_released()
     log.info("sidecar %s drained (%d accounts left)", sup.sid, len(sup.accounts))
+
+
+def shutdown(sup, budget: float = 4.0) -> None:
+    """Leave the live set, LOGOUT every connection (in parallel, bounded) and release each
+    lease as its LOGOUT completes, so the next owners connect within seconds."""
+    try:
+        sup.keeper.leave()
+    except Exception:
+        log.exception("could not leave the live set")
+    with sup._lock:
+        accts, sup.accounts = list(sup.accounts.values()), {}
+    done = threading.Semaphore(0)
+    for acct in accts:
+        acct.stopped = True
+
+        def job(a=acct):
+            try:
+                sup._logout_then_release(a)
+            finally:
+                done.release()
+        sup.pool.submit(job)
+    deadline = time.time() + budget
+    left = len(accts)
+    while left and time.time() < deadline:
+        if done.acquire(timeout=min(0.1, max(0.0, deadline - time.time()))):
+            left -= 1
+            while left and done.acquire(blocking=False):
+                left -= 1
+        sup.flush_released()   # batches: one round trip per ~100 ms of LOGOUTs
+    # What did not log out in time is released anyway: we are exiting, its socket closes.
+    with sup._lock:
+        for acct in accts:
+            if acct.lease is not None and sup.keeper.token(acct.id) == acct.lease:
+                sup._released.setdefault(acct.id, acct.lease)
+    sup.flush_released()
+    try:
+        sup.keeper.leave()
+    except Exception:
+        pass
+    sup.runtime.reactor.stop()
+    sup.pool.shutdown()
+    log.info("sidecar %s stopped", sup.sid)

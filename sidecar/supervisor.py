@@ -397,45 +397,8 @@ class Supervisor:
         self.shutdown()
 
     def shutdown(self, budget: float = 4.0) -> None:
-        """Leave the live set, LOGOUT every connection (in parallel, bounded) and release each
-        lease as its LOGOUT completes, so the next owners connect within seconds."""
-        try:
-            self.keeper.leave()
-        except Exception:
-            log.exception("could not leave the live set")
-        with self._lock:
-            accts, self.accounts = list(self.accounts.values()), {}
-        done = threading.Semaphore(0)
-        for acct in accts:
-            acct.stopped = True
-
-            def job(a=acct):
-                try:
-                    self._logout_then_release(a)
-                finally:
-                    done.release()
-            self.pool.submit(job)
-        deadline = time.time() + budget
-        left = len(accts)
-        while left and time.time() < deadline:
-            if done.acquire(timeout=min(0.1, max(0.0, deadline - time.time()))):
-                left -= 1
-                while left and done.acquire(blocking=False):
-                    left -= 1
-            self.flush_released()   # batches: one round trip per ~100 ms of LOGOUTs
-        # What did not log out in time is released anyway: we are exiting, its socket closes.
-        with self._lock:
-            for acct in accts:
-                if acct.lease is not None and self.keeper.token(acct.id) == acct.lease:
-                    self._released.setdefault(acct.id, acct.lease)
-        self.flush_released()
-        try:
-            self.keeper.leave()
-        except Exception:
-            pass
-        self.runtime.reactor.stop()
-        self.pool.shutdown()
-        log.info("sidecar %s stopped", self.sid)
+        """Leave the live set, LOGOUT every connection and release the leases (handover.shutdown)."""
+        handover.shutdown(self, budget)
 
 
 def record_slice(names: list[str], start: int, size: int) -> tuple[list[str], int]:
