@@ -7,10 +7,10 @@ import os
 import types
 
 import pytest
-import redis as redis_lib
 
 from imapapi import accounts, crypto, keys, vault, webhook_settings
 from imapapi.schemas import stash_payload, take_payload
+from tests.fixtures.sealed import sealed_redis
 
 K1, K2 = os.urandom(32), os.urandom(32)
 PW = "Sup3r-Secret-Pw!"
@@ -18,15 +18,8 @@ PW = "Sup3r-Secret-Pw!"
 
 @pytest.fixture
 def r():
-    db = int(os.environ.get("IMAPAPI_TEST_REDIS_DB", "13"))
-    client = redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{db}")
-    client.flushdb()
-    previous = vault._ring
-    vault.install(crypto.Keyring([K1]))
-    yield client
-    vault.install(previous)
-    client.flushdb()
-    client.close()
+    with sealed_redis(K1) as client:
+        yield client
 
 
 def everything(r) -> bytes:

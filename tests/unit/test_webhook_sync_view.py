@@ -6,25 +6,18 @@ from __future__ import annotations
 import os
 
 import pytest
-import redis as redis_lib
 
-from imapapi import accounts, crypto, keys, vault, webhook_settings
+from imapapi import accounts, keys, webhook_settings
 from sidecar.sync.engine import _wanted
+from tests.fixtures.sealed import sealed_redis
 
 NAMES = ["webhookEvents", "notifyText", "notifyTextSize", "notifyHeaders"]
 
 
 @pytest.fixture
 def r():
-    db = int(os.environ.get("IMAPAPI_TEST_REDIS_DB", "13"))
-    client = redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{db}")
-    client.flushdb()
-    previous = vault._ring
-    vault.install(crypto.Keyring([os.urandom(32)]))
-    yield client
-    vault.install(previous)
-    client.flushdb()
-    client.close()
+    with sealed_redis(os.urandom(32)) as client:
+        yield client
 
 
 def account(r, name: str, webhooks=None) -> None:
