@@ -5,7 +5,6 @@ import time
 import types
 
 import pytest
-import redis as redis_lib
 
 from imapapi import keys, rpc, wire
 from sidecar import server as server_mod
@@ -13,16 +12,6 @@ from sidecar.ops import OPS, op
 from sidecar.pool import Pool
 from sidecar.runtime import Runtime
 from sidecar.server import SPARE, CommandServer
-
-DB = int(os.environ.get("IMAPAPI_TEST_REDIS_DB", "1"))
-
-
-@pytest.fixture(scope="module")
-def r():
-    client = redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{DB}")
-    client.ping()
-    return client
-
 
 @op("test.listener.who")
 def _who_op(ctx, seconds: float = 0):

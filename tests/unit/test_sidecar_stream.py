@@ -5,22 +5,11 @@ import time
 import types
 
 import pytest
-import redis as redis_lib
 
 from imapapi import errors, keys, rpc, wire
 from sidecar.ops import OPS, op
 from sidecar.runtime import Runtime
 from sidecar.server import CommandServer
-
-DB = int(os.environ.get("IMAPAPI_TEST_REDIS_DB", "1"))
-
-
-@pytest.fixture(scope="module")
-def r():
-    client = redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{DB}")
-    client.ping()
-    return client
-
 
 @op("test.stream")
 def _stream_op(ctx, size: int, fail_after: int = -1):
