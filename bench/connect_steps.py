@@ -142,7 +142,7 @@ def run_once(n: int, url: str, env: dict, marks: dict, label: str, dovecot) -> d
                                 f"{os.environ['CONNECT_STEPS_PYSPY']}-{label}.txt",
                                 "-p", str(os.getpid())], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    dove0 = scale.tree_cpu_seconds(dovecot.proc.pid)
+    dove0, busy0 = scale.dovecot_cpu_seconds(dovecot), scale.machine_busy_seconds()
     thread = threading.Thread(target=sup.run, name="supervisor", daemon=True)
     thread.start()
     cpu0 = time.process_time()
@@ -155,7 +155,8 @@ def run_once(n: int, url: str, env: dict, marks: dict, label: str, dovecot) -> d
         time.sleep(0.25)
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
-    dove = scale.tree_cpu_seconds(dovecot.proc.pid) - dove0
+    dove = scale.dovecot_cpu_seconds(dovecot) - dove0
+    busy = scale.machine_busy_seconds() - busy0
     if spy is not None:
         spy.send_signal(signal.SIGINT)
         spy.wait(30)
@@ -171,7 +172,9 @@ def run_once(n: int, url: str, env: dict, marks: dict, label: str, dovecot) -> d
           f"first queued -> all connected {conn[-1] if conn else float('nan'):.2f} s "
           f"({len(conn) / max(1e-9, conn[-1] if conn else 1):.1f}/s); "
           f"sidecar CPU {cpu:.1f} s = {cpu / max(1, len(conn)) * 1000:.1f} ms/account, "
-          f"Dovecot {dove:.1f} s = {dove / max(1, len(conn)) * 1000:.1f} ms/account", flush=True)
+          f"Dovecot {dove:.1f} s = {dove / max(1, len(conn)) * 1000:.1f} ms/account, "
+          f"machine (all processes) {busy:.1f} s = {busy / max(1, len(conn)) * 1000:.1f} ms/account",
+          flush=True)
     print("  connected at 25/50/90/100 %: " + " / ".join(
         f"{pct(conn, q):.2f}" for q in (0.25, 0.5, 0.9, 1.0)) + " s")
     print(f"  ramp queue wait p50 / p90 / max: {pct(queue, 0.5):.2f} / {pct(queue, 0.9):.2f} / "
@@ -219,6 +222,7 @@ def main() -> int:
     setup_logging("WARNING")
     try:
         dovecot.start()
+        dovecot.cpu_group = scale.CpuGroup.create("dovecot", dovecot.proc.pid)
         for i in range(args.n):
             dovecot.add_user(f"user{i}", f"pw{i}")
         if not args.cold:
@@ -231,11 +235,13 @@ def main() -> int:
             accounts.upsert(r, dovecot.account_payload(f"acct{i:05d}", f"user{i}", f"pw{i}"))
         run_once(args.n, url, env, marks, "first start", dovecot)
         if args.restart:
-            time.sleep(3)
+            scale.settle_children(dovecot.proc.pid)   # the first start's sessions gone first
             run_once(args.n, url, env, marks, "restart", dovecot)
         r.flushdb()
     finally:
         dovecot.stop()
+        if getattr(dovecot, "cpu_group", None):
+            dovecot.cpu_group.remove()
         shutil.rmtree(root, ignore_errors=True)
     return 0
 
