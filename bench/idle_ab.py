@@ -106,7 +106,8 @@ def main() -> int:
     scale.raise_limits(args.n)
     crypto.load_keyring(state_dir=str(root / "state"), generate=True)
     os.environ["KEY_FILE"] = str(root / "state" / "secret.key")
-    dovecot = scale.big_dovecot(root / "dovecot", args.n)
+    # spare imap processes and a first login per user, as bench/scale.py (its docstring says why)
+    dovecot = scale.big_dovecot(root / "dovecot", args.n, prefork=64)
     receiver = Receiver().start()
     step = max(1, args.n // max(1, args.latency))
     samples = list(range(0, args.n, step))[:args.latency]
@@ -114,6 +115,7 @@ def main() -> int:
         dovecot.start()
         for i in range(args.n):
             dovecot.add_user(f"user{i}", f"pw{i}")
+        scale.prewarm(dovecot, args.n)
         for _ in range(args.rounds):
             for name, tree, env_items in variants:
                 got = run_variant(name, tree, env_items, args.n,
