@@ -39,6 +39,43 @@ from tests.fixtures.stack import Stack  # noqa: E402
 from tests.fixtures.webhooks import Receiver  # noqa: E402
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
+    """Native thread id -> (user, system) CPU seconds."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(tid)] = (int(fields[11]) / tick, int(fields[12]) / tick)
+    return out
+
+
+def print_threads(pid: int, before: dict, after: dict, seconds: float) -> None:
+    """Each thread's user/system CPU % over the idle window, named from a py-spy dump (Python
+    does not name its OS threads), busiest first; threads of one name are summed."""
+    dump = subprocess.run([str(Path(sys.executable).parent / "py-spy"), "dump", "--json",
+                           "--nonblocking", "--pid", str(pid)], capture_output=True, text=True)
+    names = {}
+    try:
+        for thread in json.loads(dump.stdout):
+            names[thread.get("os_thread_id")] = thread.get("thread_name") or "?"
+    except ValueError:
+        pass
+    rows: dict[str, list] = {}
+    for tid, (user, system) in after.items():
+        u0, s0 = before.get(tid, (0.0, 0.0))
+        row = rows.setdefault(names.get(tid, f"native {tid}"), [0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += user - u0
+        row[2] += system - s0
+    print(f"  sidecar threads over {seconds:.0f} s idle (% of one core): name, count, user, system")
+    for name, (count, user, system) in sorted(rows.items(), key=lambda kv: -(kv[1][1] + kv[1][2])):
+        if user + system > 0:
+            print(f"    {name:28} {count:3d} {user / seconds * 100:6.2f} {system / seconds * 100:6.2f}",
+                  flush=True)
+
+
 def run_variant(name, tree, env_items, n, url, dovecot, receiver, samples, root, args) -> dict:
     r = redis_lib.Redis.from_url(url)
     r.flushdb()
@@ -62,9 +99,11 @@ def run_variant(name, tree, env_items, n, url, dovecot, receiver, samples, root,
         time.sleep(5 + args.settle)
         rss = scale.proc_mb(sidecar)
         threads = len(os.listdir(f"/proc/{sidecar}/task"))
-        c0 = scale.cpu_seconds(sidecar)
+        c0, t_before = scale.cpu_seconds(sidecar), thread_cpu(sidecar)
         time.sleep(args.idle)
         idle = (scale.cpu_seconds(sidecar) - c0) / args.idle * 100
+        if args.threads:
+            print_threads(sidecar, t_before, thread_cpu(sidecar), args.idle)
         prof = None
         if args.profile:
             prof = str(root / f"profile-{name}-{time.time_ns()}.txt")
@@ -94,6 +133,8 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=0)
     ap.add_argument("--idle", type=float, default=30)
     ap.add_argument("--profile", type=float, default=0)
+    ap.add_argument("--threads", action="store_true",
+                    help="print each sidecar thread's CPU over the idle window")
     ap.add_argument("--latency", type=int, default=0, help="accounts with a webhook (0: none)")
     ap.add_argument("--timeout", type=float, default=900)
     args = ap.parse_args()
