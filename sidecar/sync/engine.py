@@ -264,7 +264,7 @@ class SyncEngine(SyncHooks):
                 and selection.current(client, IDLE_FOLDER) is not None):
             # Nothing moved since the last complete pass (CONDSTORE: HIGHESTMODSEQ covers flag
             # changes) and the idle folder is still selected: an idle account's sweep ends here.
-            ctx.watch.last_sweep = now
+            ctx.watch.swept(now)
             return
         ctx.seen = None
         fs = self._syncer(session, ctx)
@@ -300,7 +300,7 @@ class SyncEngine(SyncHooks):
             # original's) but stay out of the feed, so an idle account keeps no stream
             fs.commit(events, updates, feed=None if baselined else (lambda e: False))
         ctx.folders = folders
-        ctx.watch.last_sweep = time.time()
+        ctx.watch.swept(time.time())
         quiet = []   # first look at empty folders: their state straight from LIST-STATUS
         complete = True
         for path in sorted(folders, key=lambda p: (p == IDLE_FOLDER, p)):

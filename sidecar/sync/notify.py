@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 import weakref
 
@@ -19,10 +20,12 @@ SLOW_SWEEP = 30.0   # shortest sweep interval when every folder needs its own ST
 # Sweeps per second one sidecar process runs at most, over all its accounts: each wakes an
 # account out of IDLE (DONE, LIST-STATUS, IDLE). With 10,000 accounts a 3 s interval would be
 # 3,300 a second (more than two cores); past SWEEP_BUDGET * interval accounts the interval grows
-# with the account count instead (1,000 accounts: every 40 s, 10,000: every 400 s; pushes stay
-# immediate). 200 a second took most of a core at 1,000 accounts and starved their connects;
-# 25 quiet sweeps (about 1-2 ms of CPU each) keep an idle sidecar under 5 % of a core.
-SWEEP_BUDGET = 25.0
+# with the account count instead (1,000 accounts: every 67 s, 10,000: every 667 s; pushes stay
+# immediate, the sweeps only catch what a server failed to push). 200 a second took most of a
+# core at 1,000 accounts and starved their connects. A quiet sweep costs about 1.4 ms of CPU
+# (bench/idle_ab.py --threads, 2,000 accounts): 15 a second are ~2 % of a core, on top of an
+# idle 10,000-account sidecar's ~1.6 % without sweeps (lease renewal, heartbeat, supervisor).
+SWEEP_BUDGET = 15.0
 LOAD = {"accounts": 1}   # accounts this process holds (set by the supervisor's loop)
 # Every live connection's Watch: the supervisor sets LOAD only after a reconcile round, and the
 # first one takes all 10,000 accounts (minutes of connecting): the accounts connected meanwhile
@@ -42,6 +45,7 @@ class Watch:
         self.notify = False
         self.sweep_every = max(1.0, float(sweep_every))
         self.last_sweep = 0.0
+        self.phased = False
         LIVE.add(self)
 
     def start(self, client) -> None:
@@ -70,6 +74,16 @@ class Watch:
 
     def next_due(self) -> float:
         return self.last_sweep + self.interval()
+
+    def swept(self, now: float, draw=random.random) -> None:
+        """A sweep (or pass) ended at `now`. The session's first is backdated by a random part
+        of the interval: after a (re)start that connected 10,000 accounts within 4 minutes,
+        their sweeps (every 400 s then) spread over the whole interval at once, instead of all
+        coming due together one interval after their connects, above the budget."""
+        if not self.phased:
+            self.phased = True
+            now -= draw() * self.interval()
+        self.last_sweep = now
 
 
 def status_moved(stored: dict | None, live: dict | None) -> bool:

@@ -117,11 +117,12 @@ def test_list_rows(lines, rows):
 
 @pytest.mark.parametrize("caps,every,accounts,interval", [
     ({"LIST-STATUS"}, 3.0, 1, 3.0),
-    ({"LIST-STATUS"}, 3.0, 75, 3.0),             # within the budget: the setting
-    ({"LIST-STATUS"}, 3.0, 1000, 40.0),
-    ({"LIST-STATUS"}, 3.0, 10000, 400.0),        # 10,000 accounts share 25 sweeps a second
+    ({"LIST-STATUS"}, 3.0, 45, 3.0),             # within the budget: the setting
+    ({"LIST-STATUS"}, 3.0, 40, 3.0),
+    ({"LIST-STATUS"}, 3.0, 1000, 1000 / 15),
+    ({"LIST-STATUS"}, 3.0, 10000, 10000 / 15),   # 10,000 accounts share 15 sweeps a second
     (set(), 3.0, 100, notify.SLOW_SWEEP),
-    (set(), 3.0, 10000, 400.0),
+    (set(), 3.0, 10000, 10000 / 15),
 ])
 def test_sweep_interval_shares_a_per_process_budget(caps, every, accounts, interval):
     try:
@@ -136,3 +137,23 @@ def test_connected_sessions_share_the_budget_before_the_supervisor_counts_them()
     assert watches[0].interval() == pytest.approx(1000 / notify.SWEEP_BUDGET)
     del watches   # disconnected: their watches are gone, the interval is the setting again
     assert notify.Watch({"LIST-STATUS"}, 3.0).interval() == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("draws,dues", [
+    ([0.0, 0.5], [1000.0 + 40.0, 1100.0 + 40.0]),    # first at the interval, then from each sweep
+    ([0.25, 0.9], [1000.0 - 10.0 + 40.0, 1100.0 + 40.0]),
+    ([0.999, 0.0], [1000.0 - 39.96 + 40.0, 1100.0 + 40.0]),
+])
+def test_first_sweep_of_a_session_gets_a_random_phase(draws, dues):
+    """Sessions connected together sweep spread over the interval, not all one interval later."""
+    try:
+        notify.set_population(600)      # interval 40 s
+        watch = notify.Watch({"LIST-STATUS"}, 3.0)
+        it = iter(draws)
+        got = []
+        for now in (1000.0, 1100.0):
+            watch.swept(now, draw=lambda: next(it))
+            got.append(watch.next_due())
+        assert got == pytest.approx(dues)
+    finally:
+        notify.set_population(1)
