@@ -7,7 +7,8 @@ API) starts and is timed until every account is `connected` (the per-state count
   sidecar RSS and threads after 5 s (+ --settle) idle, sidecar CPU % over the next --idle-seconds
   INBOX webhook latency: APPEND by another client -> messageNew POST at a local receiver, for
   --samples accounts that have a webhook URL (every other account has none)
-  API listing p50 (GET messages, pageSize 20, one account, kept-alive client)
+  API listing p50 (GET messages, pageSize 20, kept-alive client) of one account with the same
+  20 messages at every size
 
     .venv/bin/python bench/scale.py [--sizes 100,10000] [--db 11] [--samples 20] [--settle 30]
         [--env IMAP_LOGIN_RATE=250 ...] [--cold] [--restart] [--imap-prefork 64]
@@ -176,6 +177,28 @@ def webhook_latency(dovecot, receiver, samples: list[int], timeout: float = 30) 
     return out
 
 
+LISTED = 1          # user1 / acct00001: never a webhook sample at any size (those are multiples of
+LISTED_MESSAGES = 20   # size // samples), so every size lists the same 20 messages
+
+
+def seed_listed(dovecot) -> None:
+    """The listed account's INBOX: exactly LISTED_MESSAGES messages, a full first page. The
+    listing used to read a webhook sample's INBOX, which held one message more at 10,000
+    than at 100 (each size's webhook test appends one) and none before that test."""
+    client = dovecot.client(f"user{LISTED}", f"pw{LISTED}")
+    try:
+        client.select_folder("INBOX")
+        old = client.search("ALL")
+        if old:
+            client.delete_messages(old)
+            client.expunge()
+        for k in range(LISTED_MESSAGES):
+            client.append("INBOX", (f"From: a{k}@example.com\r\nTo: b@example.com\r\n"
+                                    f"Subject: listed {k}\r\n\r\nbody {k}\r\n").encode())
+    finally:
+        client.logout()
+
+
 def listing_p50(port: int, account: str, n: int) -> float:
     conn = http_client.HTTPConnection("127.0.0.1", port, timeout=30)
     path = f"/v1/account/{account}/messages?path=INBOX&pageSize=20"
@@ -287,7 +310,7 @@ def run_size(n: int, dovecot, url: str, root: Path, args, receiver) -> dict:
         time.sleep(args.idle_seconds)
         idle_cpu = (cpu_seconds(sidecar) - c0) / args.idle_seconds * 100
         lat = webhook_latency(dovecot, receiver, samples)
-        listing = listing_p50(stack.port, f"acct{samples[0]:05d}", args.requests)
+        listing = listing_p50(stack.port, f"acct{LISTED:05d}", args.requests)
         got.update({"accounts": n,
                     "rss_mb": rss, "peak_rss_mb": max(peak, proc_mb(sidecar, "VmHWM")),
                     "threads": threads, "idle_cpu_pct": idle_cpu,
@@ -349,6 +372,7 @@ def main() -> int:
             t0 = time.time()
             prewarm(dovecot, max(sizes))
             print(f"prewarm: {max(sizes)} first logins in {time.time() - t0:.1f} s", flush=True)
+        seed_listed(dovecot)
         for n in sizes:
             print(f"[{time.strftime('%H:%M:%S')}] {n} accounts (load {os.getloadavg()[0]:.1f})",
                   flush=True)
