@@ -3,7 +3,8 @@
 One many-connections Dovecot with N users (bench/scale.py's), then for each --variant in turn
 (--rounds times, alternating): a flushed Redis DB, N account records, the real stack started
 from that tree, timed until every account is `connected`; then, after 5 s + --settle idle:
-sidecar RSS and threads, sidecar CPU % over --idle seconds, optionally a py-spy --gil profile
+sidecar RSS and threads, sidecar CPU % over --idle seconds (with --threads: each thread's),
+optionally a py-spy --gil profile
 (--profile seconds, raw format, its path printed), and with --latency K the INBOX webhook p50
 of K accounts and the API listing p50. One JSON line per run. Compare variants within a run:
 the machine is shared, numbers from another time are not comparable.
