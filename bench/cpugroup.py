@@ -25,17 +25,29 @@ def machine_busy_seconds() -> float:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
-def descendants(root: int) -> list[int]:
+def stat_fields(path) -> list[str]:
+    """A /proc/<pid>[/task/<tid>]/stat line's fields after the command name ([0] is the state,
+    [1] the parent, [11]/[12] user/system ticks, [13]/[14] those of reaped children)."""
+    return Path(path).read_text().rsplit(")", 1)[1].split()
+
+
+def proc_table() -> dict[int, list[str]]:
+    """Every live process's stat fields."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                table[int(entry)] = stat_fields(f"/proc/{entry}/stat")
+            except OSError:
+                continue   # exited since the listing
+    return table
+
+
+def descendants(root: int, table: dict[int, list[str]] | None = None) -> list[int]:
     """`root` and every live process below it."""
     children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
+    for pid, fields in (table if table is not None else proc_table()).items():
+        children.setdefault(int(fields[1]), []).append(pid)
     out, todo = [], [root]
     while todo:
         pid = todo.pop()

@@ -45,7 +45,7 @@ def thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
     tick, out = os.sysconf("SC_CLK_TCK"), {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = scale.stat_fields(f"/proc/{pid}/task/{tid}/stat")
         except OSError:
             continue
         out[int(tid)] = (int(fields[11]) / tick, int(fields[12]) / tick)

@@ -52,7 +52,8 @@ sys.path.insert(0, str(ROOT))
 
 import redis as redis_lib  # noqa: E402
 
-from bench.cpugroup import CpuGroup, machine_busy_seconds  # noqa: E402
+from bench.cpugroup import (CpuGroup, descendants, machine_busy_seconds,  # noqa: E402
+                            proc_table, stat_fields)
 from imapapi import accounts, keys  # noqa: E402
 from tests.fixtures import dovecot as dovecot_mod  # noqa: E402
 from tests.fixtures.dovecot import Dovecot  # noqa: E402
@@ -96,36 +97,23 @@ def proc_mb(pid: int, field: str = "VmRSS") -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = stat_fields(f"/proc/{pid}/stat")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds(root: int) -> float:
     """CPU of a process tree: `root` with its reaped children, plus every live descendant (Dovecot:
     the master, imap-login, auth and one imap process per session)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(entry)] = fields
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        fields = stats.get(pid)
+    table = proc_table()
+    total = 0
+    for pid in descendants(root, table):
+        fields = table.get(pid)
         if fields is None:
             continue
         total += int(fields[11]) + int(fields[12])
         if pid == root:
             total += int(fields[13]) + int(fields[14])   # reaped children
-        todo += children.get(pid, [])
-    return total / tick
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def dovecot_cpu_seconds(dovecot) -> float:
@@ -262,7 +250,7 @@ def settle_children(pid: int, timeout: float = 120) -> None:
 
 def _ppid(entry: str) -> int:
     try:
-        return int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return int(stat_fields(f"/proc/{entry}/stat")[1])
     except (OSError, IndexError, ValueError):
         return -1
 
